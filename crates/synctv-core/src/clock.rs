@@ -1,0 +1,11 @@
+//! The server clock: milliseconds since the Unix epoch, as the contract counts time.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch. A clock before 1970 reads as 0 rather than panicking.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

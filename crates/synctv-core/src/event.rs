@@ -1,0 +1,90 @@
+//! Room events: the entries of a room's history, shaped exactly as the contract's `Event`.
+
+use crate::ids::{Epoch, RoomId, UserId};
+use serde::{Deserialize, Serialize};
+
+/// Who produced an event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub user_id: UserId,
+    pub name: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Playback,
+    Media,
+    Chat,
+    MemberJoined,
+    MemberLeft,
+    RoomArchived,
+    /// A notice to one member; never stored and never given a seq.
+    Resync,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Playback => "playback",
+            EventKind::Media => "media",
+            EventKind::Chat => "chat",
+            EventKind::MemberJoined => "member_joined",
+            EventKind::MemberLeft => "member_left",
+            EventKind::RoomArchived => "room_archived",
+            EventKind::Resync => "resync",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "playback" => EventKind::Playback,
+            "media" => EventKind::Media,
+            "chat" => EventKind::Chat,
+            "member_joined" => EventKind::MemberJoined,
+            "member_left" => EventKind::MemberLeft,
+            "room_archived" => EventKind::RoomArchived,
+            "resync" => EventKind::Resync,
+            _ => return None,
+        })
+    }
+}
+
+/// One entry of a room's history. Serializes to the contract's wire form, `"type":
+/// "event"` included, so the same value is both stored and sent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename = "event")]
+pub struct Event {
+    pub room: RoomId,
+    pub epoch: Epoch,
+    pub seq: i64,
+    pub kind: EventKind,
+    pub by: Option<Actor>,
+    pub data: serde_json::Value,
+    pub server_time: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_serializes_to_the_contract_shape() {
+        let event = Event {
+            room: "r1".into(),
+            epoch: "e1".into(),
+            seq: 7,
+            kind: EventKind::MemberJoined,
+            by: None,
+            data: serde_json::json!({"user_id": "u", "name": "n"}),
+            server_time: 5,
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "event", "room": "r1", "epoch": "e1", "seq": 7,
+                "kind": "member_joined", "by": null, "data": {"user_id": "u", "name": "n"},
+                "server_time": 5})
+        );
+    }
+}

@@ -1,0 +1,28 @@
+//! synctv-core: the domain of synctv, free of any transport.
+//!
+//! A short tour:
+//! - [`ids`]: the string identifiers of users, rooms and epochs.
+//! - [`playback`]: [`PlaybackState`] and the pure rules that change it.
+//! - [`room`] and [`user`]: the records the HTTP API hands out.
+//! - [`event`]: a room's history entry, exactly as the wire contract shapes it.
+//! - [`config`]: the one typed configuration, file plus `SYNCTV__SECTION__KEY` overlay.
+//! - [`storage`]: sqlx over SQLite or Postgres, including the group-commit that assigns
+//!   each room event its `seq` (the database is the sequencer).
+//!
+//! This crate knows nothing of axum, WebSockets or Redis.
+
+pub mod clock;
+pub mod config;
+pub mod event;
+pub mod ids;
+pub mod playback;
+pub mod room;
+pub mod storage;
+pub mod user;
+
+pub use config::Config;
+pub use event::{Actor, Event, EventKind};
+pub use ids::{Epoch, RoomId, UserId};
+pub use playback::{Media, PlaybackAction, PlaybackCommand, PlaybackState};
+pub use room::{Control, Room, RoomRecord};
+pub use user::User;
