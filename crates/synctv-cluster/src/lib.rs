@@ -1,1 +1,27 @@
-pub fn placeholder() {}
+//! synctv-cluster: how room events reach every member, on one node or many.
+//!
+//! A short tour:
+//! - [`ClusterManager`]: the facade the API calls: submit a room change, join and leave.
+//! - [`history_writer`]: the group commit; the database assigns each event its seq.
+//! - [`RoomMessageHub`]: the local fan-out, in seq order, encoded once per event.
+//! - [`Outbox`]: a connection's bounded outbound queue; overflow means `reconnect`.
+//! - [`ConnectionManager`]: admission limits and the refusal counters.
+//! - [`presence`], [`rate_limit`]: per-user presence and the per-connection token bucket.
+//!
+//! This crate knows nothing of HTTP or WebSockets.
+
+pub mod cluster_manager;
+pub mod connection_manager;
+pub mod error;
+pub mod history_writer;
+pub mod hub;
+pub mod outbox;
+pub mod presence;
+pub mod rate_limit;
+
+pub use cluster_manager::{ClusterManager, JoinError, Member, NodeInfo, RedisStatus};
+pub use connection_manager::{ConnectionManager, ConnectionPermit, Refusal};
+pub use error::ClusterError;
+pub use hub::{ConnectionId, JoinView, RoomMessageHub};
+pub use outbox::{Outbound, Outbox, OutboxReceiver};
+pub use rate_limit::TokenBucket;

@@ -1,0 +1,156 @@
+//! `ConnectionManager`: admission of WebSocket connections on this node, and the refusal
+//! counters every limit reports to `/metrics`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use synctv_core::config::LimitsConfig;
+use synctv_core::UserId;
+
+use crate::hub::ConnectionId;
+
+/// Why something was refused; the label of `synctv_refusals_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    TooManyForUser,
+    NodeFull,
+    Draining,
+    RateLimited,
+    TooLarge,
+    TooManyRooms,
+    RoomFull,
+    IdleTimeout,
+    MaxDuration,
+    BadToken,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::TooManyForUser => "too_many_for_user",
+            Refusal::NodeFull => "node_full",
+            Refusal::Draining => "draining",
+            Refusal::RateLimited => "rate_limited",
+            Refusal::TooLarge => "too_large",
+            Refusal::TooManyRooms => "too_many_rooms",
+            Refusal::RoomFull => "room_full",
+            Refusal::IdleTimeout => "idle_timeout",
+            Refusal::MaxDuration => "max_duration",
+            Refusal::BadToken => "bad_token",
+        }
+    }
+
+    /// Counts this refusal in `/metrics`.
+    pub fn record(self) -> Self {
+        metrics::counter!("synctv_refusals_total", "reason" => self.as_str()).increment(1);
+        self
+    }
+}
+
+struct Counts {
+    global: AtomicUsize,
+    per_user: Mutex<HashMap<UserId, usize>>,
+}
+
+/// Admits connections within the per-user and per-node limits.
+pub struct ConnectionManager {
+    counts: Arc<Counts>,
+    next_id: AtomicU64,
+    per_user: usize,
+    global: usize,
+}
+
+/// Held for a connection's lifetime; releases its place when dropped.
+pub struct ConnectionPermit {
+    pub id: ConnectionId,
+    user: UserId,
+    counts: Arc<Counts>,
+}
+
+impl ConnectionManager {
+    /// `global` is the node's limit after the file-descriptor ceiling was applied.
+    pub fn new(limits: &LimitsConfig, global: usize) -> Self {
+        Self {
+            counts: Arc::new(Counts {
+                global: AtomicUsize::new(0),
+                per_user: Mutex::new(HashMap::new()),
+            }),
+            next_id: AtomicU64::new(1),
+            per_user: limits.per_user,
+            global,
+        }
+    }
+
+    pub fn admit(&self, user: &UserId) -> Result<ConnectionPermit, Refusal> {
+        let mut per_user = self
+            .counts
+            .per_user
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if self.counts.global.load(Ordering::Relaxed) >= self.global {
+            return Err(Refusal::NodeFull.record());
+        }
+        let count = per_user.entry(user.clone()).or_insert(0);
+        if *count >= self.per_user {
+            return Err(Refusal::TooManyForUser.record());
+        }
+        *count += 1;
+        let total = self.counts.global.fetch_add(1, Ordering::Relaxed) + 1;
+        metrics::gauge!("synctv_connections").set(total as f64);
+        Ok(ConnectionPermit {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            user: user.clone(),
+            counts: self.counts.clone(),
+        })
+    }
+
+    /// Open connections on this node.
+    pub fn count(&self) -> usize {
+        self.counts.global.load(Ordering::Relaxed)
+    }
+
+    pub fn global_limit(&self) -> usize {
+        self.global
+    }
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        let mut per_user = self
+            .counts
+            .per_user
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = per_user.get_mut(&self.user) {
+            *count -= 1;
+            if *count == 0 {
+                per_user.remove(&self.user);
+            }
+        }
+        let total = self.counts.global.fetch_sub(1, Ordering::Relaxed) - 1;
+        metrics::gauge!("synctv_connections").set(total as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_per_user_and_per_node_and_permits_release() {
+        let limits = LimitsConfig {
+            per_user: 2,
+            ..LimitsConfig::default()
+        };
+        let manager = ConnectionManager::new(&limits, 3);
+        let (a, b) = (UserId::from("a"), UserId::from("b"));
+        let p1 = manager.admit(&a).unwrap();
+        let _p2 = manager.admit(&a).unwrap();
+        assert_eq!(manager.admit(&a).err(), Some(Refusal::TooManyForUser));
+        let _p3 = manager.admit(&b).unwrap();
+        assert_eq!(manager.admit(&b).err(), Some(Refusal::NodeFull));
+        drop(p1);
+        assert!(manager.admit(&b).is_ok());
+        assert_ne!(_p2.id, _p3.id);
+    }
+}
