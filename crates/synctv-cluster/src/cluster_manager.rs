@@ -6,7 +6,7 @@
 
 use crate::connection_manager::{ConnectionManager, Refusal};
 use crate::error::ClusterError;
-use crate::history_writer::{CommitSink, HistoryWriter};
+use crate::history_writer::{CommitSink, HistoryWriter, PendingCommit};
 use crate::hub::{
     ConnectionId, Delivery, JoinView, PublishOutcome, RoomMessageHub, SubscribeOutcome,
 };
@@ -158,6 +158,11 @@ impl ClusterManager {
         self.writer.submit(change).await
     }
 
+    /// Queues a change and returns at once; see [`HistoryWriter::enqueue`].
+    pub async fn enqueue(&self, change: RoomChange) -> Result<PendingCommit, ClusterError> {
+        self.writer.enqueue(change).await
+    }
+
     /// Makes `member` a member of `room` and queues its `joined` frame, built by
     /// `make_joined` from the room's position and the members present.
     pub async fn join(
@@ -201,7 +206,9 @@ impl ClusterManager {
         }
     }
 
-    async fn subscribe(
+    /// Queues a fresh `joined` for a connection that is already a member (a repeated
+    /// `join`), recovering from `recover` if asked; presence is unchanged.
+    pub async fn subscribe(
         &self,
         member: &Member,
         room: &RoomId,

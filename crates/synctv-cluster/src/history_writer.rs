@@ -54,17 +54,36 @@ impl HistoryWriter {
     /// Commits `change` (with whatever else is pending) and returns its outcome once
     /// durable.
     pub async fn submit(&self, change: RoomChange) -> Result<ChangeOutcome, ClusterError> {
+        self.enqueue(change).await?.outcome().await
+    }
+
+    /// Queues `change` and returns at once (waiting only for queue space), so a connection
+    /// can queue several changes in its own order and collect the outcomes later.
+    pub async fn enqueue(&self, change: RoomChange) -> Result<PendingCommit, ClusterError> {
+        let deadline = tokio::time::Instant::now() + COMMIT_DEADLINE;
         let (tx, rx) = oneshot::channel();
-        let wait = async {
-            self.queue
-                .send((change, tx))
-                .await
-                .map_err(|_| ClusterError::ShuttingDown)?;
-            rx.await.map_err(|_| ClusterError::ShuttingDown)?
-        };
-        tokio::time::timeout(COMMIT_DEADLINE, wait)
-            .await
-            .unwrap_or(Err(ClusterError::Timeout))
+        match tokio::time::timeout_at(deadline, self.queue.send((change, tx))).await {
+            Ok(Ok(())) => Ok(PendingCommit { rx, deadline }),
+            Ok(Err(_)) => Err(ClusterError::ShuttingDown),
+            Err(_) => Err(ClusterError::Timeout),
+        }
+    }
+}
+
+/// A queued change whose outcome is not known yet.
+pub struct PendingCommit {
+    rx: oneshot::Receiver<Result<ChangeOutcome, ClusterError>>,
+    deadline: tokio::time::Instant,
+}
+
+impl PendingCommit {
+    /// The outcome, or `Timeout` once the contract's 10 s have passed since it was queued.
+    pub async fn outcome(self) -> Result<ChangeOutcome, ClusterError> {
+        match tokio::time::timeout_at(self.deadline, self.rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(ClusterError::ShuttingDown),
+            Err(_) => Err(ClusterError::Timeout),
+        }
     }
 }
 

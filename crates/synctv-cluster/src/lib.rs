@@ -22,6 +22,7 @@ pub mod rate_limit;
 pub use cluster_manager::{ClusterManager, JoinError, Member, NodeInfo, RedisStatus};
 pub use connection_manager::{ConnectionManager, ConnectionPermit, Refusal};
 pub use error::ClusterError;
+pub use history_writer::PendingCommit;
 pub use hub::{ConnectionId, JoinView, RoomMessageHub};
 pub use outbox::{Outbound, Outbox, OutboxReceiver};
 pub use rate_limit::TokenBucket;
