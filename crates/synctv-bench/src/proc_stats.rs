@@ -1,0 +1,191 @@
+//! CPU and memory of processes from /proc: the server's (`--server-pid`) and the bench's
+//! own, sampled at the start and the end of a measured window. Also the bench's file limit.
+
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("unexpected format of {0}")]
+    Format(String),
+}
+
+/// Clock ticks per second of /proc/*/stat times (`getconf CLK_TCK`).
+pub fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions; a failure returns -1.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as f64
+    } else {
+        100.0
+    }
+}
+
+/// utime + stime in ticks, from the text of /proc/PID/stat. The command name (field 2)
+/// may hold spaces and parentheses, so fields are counted after its last `)`.
+pub fn parse_stat_ticks(stat: &str) -> Option<u64> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After the name: field 3 (state) is index 0, so utime (14) and stime (15) are 11, 12.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// VmRSS in KiB, from the text of /proc/PID/status.
+pub fn parse_status_rss_kib(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn read(path: String) -> Result<String, ProcError> {
+    std::fs::read_to_string(&path).map_err(|source| ProcError::Read { path, source })
+}
+
+/// CPU seconds and RSS of one process at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcSample {
+    pub cpu_secs: f64,
+    pub rss_kib: u64,
+}
+
+/// `pid` is a number or `self`.
+pub fn sample(pid: &str) -> Result<ProcSample, ProcError> {
+    let stat_path = format!("/proc/{pid}/stat");
+    let ticks = parse_stat_ticks(&read(stat_path.clone())?).ok_or(ProcError::Format(stat_path))?;
+    let status_path = format!("/proc/{pid}/status");
+    let rss_kib =
+        parse_status_rss_kib(&read(status_path.clone())?).ok_or(ProcError::Format(status_path))?;
+    Ok(ProcSample {
+        cpu_secs: ticks as f64 / clock_ticks(),
+        rss_kib,
+    })
+}
+
+/// Raise the soft open-file limit to the hard one; returns the limit now in force.
+pub fn raise_nofile_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    lim.rlim_cur
+}
+
+/// Usage of one process over a window.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcUsage {
+    pub pid: String,
+    pub cpu_seconds: f64,
+    /// CPU seconds per wall second, in percent of one core.
+    pub cpu_percent: f64,
+    pub rss_start_kib: u64,
+    pub rss_end_kib: u64,
+}
+
+/// Samples the watched processes (the servers, and the bench itself) at the window start;
+/// `finish` turns a second sample into usage over the window.
+pub struct Probe {
+    pids: Vec<String>,
+    start: Instant,
+    samples: Vec<Option<ProcSample>>,
+}
+
+/// Server and bench usage over one window.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowUsage {
+    pub wall_seconds: f64,
+    pub server_cpu_seconds: f64,
+    pub servers: Vec<ProcUsage>,
+    pub bench: Option<ProcUsage>,
+}
+
+impl Probe {
+    /// Start watching `server_pids` and the bench itself (sampled as `self`).
+    pub fn start(server_pids: &[u32]) -> Self {
+        let mut pids: Vec<String> = server_pids.iter().map(u32::to_string).collect();
+        pids.push("self".into());
+        let samples = pids.iter().map(|p| sample(p).ok()).collect();
+        Self {
+            pids,
+            start: Instant::now(),
+            samples,
+        }
+    }
+
+    pub fn finish(&self) -> WindowUsage {
+        let wall = self.start.elapsed().as_secs_f64().max(1e-9);
+        let mut usages: Vec<Option<ProcUsage>> = self
+            .pids
+            .iter()
+            .zip(&self.samples)
+            .map(|(pid, before)| {
+                let before = (*before)?;
+                let after = sample(pid).ok()?;
+                let cpu = after.cpu_secs - before.cpu_secs;
+                Some(ProcUsage {
+                    pid: pid.clone(),
+                    cpu_seconds: crate::report::round3(cpu),
+                    cpu_percent: crate::report::round3(cpu / wall * 100.0),
+                    rss_start_kib: before.rss_kib,
+                    rss_end_kib: after.rss_kib,
+                })
+            })
+            .collect();
+        let bench = usages.pop().flatten();
+        let servers: Vec<ProcUsage> = usages.into_iter().flatten().collect();
+        WindowUsage {
+            wall_seconds: crate::report::round3(wall),
+            server_cpu_seconds: crate::report::round3(servers.iter().map(|s| s.cpu_seconds).sum()),
+            servers,
+            bench,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_ticks_survive_odd_command_names() {
+        let stat = "1234 (syn ctv) (x)) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 8 0 \
+                    5000 100000000 2500 18446744073709551615";
+        assert_eq!(parse_stat_ticks(stat), Some(325));
+        assert_eq!(parse_stat_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn rss_from_status() {
+        let status = "Name:\tsynctv\nVmPeak:\t  9000 kB\nVmRSS:\t   12345 kB\nThreads:\t8\n";
+        assert_eq!(parse_status_rss_kib(status), Some(12345));
+        assert_eq!(parse_status_rss_kib("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn own_process_is_readable() {
+        let s = sample("self").unwrap();
+        assert!(s.rss_kib > 0);
+        assert!(clock_ticks() > 0.0);
+    }
+}

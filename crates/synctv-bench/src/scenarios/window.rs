@@ -1,0 +1,143 @@
+//! One measured publish window over a joined fleet: warm-up, then `duration` seconds at a
+//! fixed total rate, paced by one scheduler task that round-robins chats over the senders,
+//! then a drain until every expected delivery arrived or the drain time ran out.
+
+use crate::clock;
+use crate::connection::Out;
+use crate::fleet::Fleet;
+use crate::proc_stats::{Probe, WindowUsage};
+use crate::protocol::{encode_payload, ClientMsg};
+use crate::rate::{self, SendPlan};
+use crate::report::{round3, Percentiles};
+use crate::stats::{chat_id, Stats};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::time::MissedTickBehavior;
+
+#[derive(Debug, Clone)]
+pub struct WindowSpec {
+    pub rate: f64,
+    pub plan: SendPlan,
+    pub warmup_secs: f64,
+    pub duration_secs: f64,
+    pub drain_secs: f64,
+    pub payload_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowReport {
+    pub target_rate: f64,
+    /// Chats sent per second inside the measured window.
+    pub sent_rate: f64,
+    pub senders: usize,
+    pub per_sender_rate: f64,
+    pub duration_secs: f64,
+    pub sent: u64,
+    pub acked: u64,
+    pub expected_deliveries: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub deliveries_per_sec: f64,
+    pub latency: Percentiles,
+    pub ack_latency: Percentiles,
+    pub errors: BTreeMap<String, u64>,
+    pub reconnects: BTreeMap<String, u64>,
+    pub closed: BTreeMap<String, u64>,
+    /// Frames that were not JSON the bench could read.
+    pub unparsable_frames: u64,
+    pub usage: WindowUsage,
+    /// Deliveries per CPU-second of the watched servers (needs `--server-pid`).
+    pub deliveries_per_server_cpu_sec: Option<f64>,
+    /// Server CPU microseconds spent per delivery (needs `--server-pid`).
+    pub server_cpu_us_per_delivery: Option<f64>,
+}
+
+/// Run one window over `fleet` (whose connections must all be up) at `spec.rate`.
+pub async fn run(
+    fleet: &Fleet,
+    stats: &Stats,
+    spec: &WindowSpec,
+    server_pids: &[u32],
+) -> WindowReport {
+    let rooms = fleet.room_ids.len();
+    let order: Vec<usize> = rate::sender_order(rooms, fleet.room_size, spec.plan.senders)
+        .into_iter()
+        .filter(|&c| fleet.conns[c].is_some())
+        .collect();
+    let t0 = clock::now_nanos();
+    let start = t0 + (spec.warmup_secs * 1e9) as u64;
+    let end = start + (spec.duration_secs * 1e9) as u64;
+    stats.reset(start, end);
+
+    let mut probe: Option<Probe> = None;
+    let mut ticker = tokio::time::interval(Duration::from_millis(1));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let (mut scheduled, mut sent_in_window, mut next) = (0u64, 0u64, 0usize);
+    loop {
+        ticker.tick().await;
+        let now = clock::now_nanos();
+        if probe.is_none() && now >= start {
+            probe = Some(Probe::start(server_pids));
+        }
+        if now >= end || order.is_empty() {
+            break;
+        }
+        let due = rate::due(now - t0, spec.rate);
+        while scheduled < due {
+            let conn = order[next];
+            next = (next + 1) % order.len();
+            scheduled += 1;
+            let Some(tx) = &fleet.conns[conn] else {
+                continue;
+            };
+            let sent = clock::now_nanos();
+            let text = encode_payload(conn as u32, sent, spec.payload_bytes);
+            let room = &fleet.room_ids[conn / fleet.room_size];
+            let msg = ClientMsg::Chat {
+                id: chat_id(sent),
+                room,
+                text: &text,
+            };
+            match tx.try_send(Out::Text(msg.to_json())) {
+                Ok(()) if sent >= start && sent < end => sent_in_window += 1,
+                Ok(()) => {}
+                Err(_) => stats.on_error("bench_send_queue_full"),
+            }
+        }
+    }
+    let usage = probe.unwrap_or_else(|| Probe::start(server_pids)).finish();
+
+    let expected = sent_in_window * fleet.room_size as u64;
+    let drain_until = tokio::time::Instant::now() + Duration::from_secs_f64(spec.drain_secs);
+    while stats.delivered() < expected && tokio::time::Instant::now() < drain_until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let snap = stats.snapshot();
+    let per_cpu = (usage.server_cpu_seconds > 0.0)
+        .then(|| round3(snap.delivered as f64 / usage.server_cpu_seconds));
+    let us_per = (snap.delivered > 0 && !usage.servers.is_empty())
+        .then(|| round3(usage.server_cpu_seconds * 1e6 / snap.delivered as f64));
+    WindowReport {
+        target_rate: spec.rate,
+        sent_rate: round3(sent_in_window as f64 / spec.duration_secs),
+        senders: order.len(),
+        per_sender_rate: round3(spec.plan.per_sender_rate),
+        duration_secs: spec.duration_secs,
+        sent: sent_in_window,
+        acked: snap.acked,
+        expected_deliveries: expected,
+        delivered: snap.delivered,
+        lost: expected.saturating_sub(snap.delivered),
+        deliveries_per_sec: round3(snap.delivered as f64 / spec.duration_secs),
+        latency: snap.e2e,
+        ack_latency: snap.ack,
+        errors: snap.errors,
+        reconnects: snap.reconnects,
+        closed: snap.closed,
+        unparsable_frames: snap.unparsable,
+        usage,
+        deliveries_per_server_cpu_sec: per_cpu,
+        server_cpu_us_per_delivery: us_per,
+    }
+}

@@ -1,0 +1,205 @@
+//! What the receiving side of every connection records: end-to-end latency of bench chat
+//! events (send -> each receiver), ack latency (send -> ack), deliveries, errors by code,
+//! `reconnect` frames and closes. One shared value behind a mutex: on the default
+//! current-thread runtime the lock is never contended.
+//!
+//! Only events *sent* inside the measured window count, so warm-up traffic and the drain
+//! after the window never blur the figures: expected = sent in window x room size.
+
+use crate::clock;
+use crate::protocol::{decode_payload, ServerFrame};
+use crate::report::Percentiles;
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+/// Histograms hold microseconds, up to 10 minutes, 3 significant figures.
+fn histogram() -> Histogram<u64> {
+    // Constant, valid bounds: this cannot fail at run time.
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("constant histogram bounds are valid")
+}
+
+#[derive(Debug)]
+struct Inner {
+    window: (u64, u64),
+    e2e_us: Histogram<u64>,
+    ack_us: Histogram<u64>,
+    delivered: u64,
+    acked: u64,
+    errors: BTreeMap<String, u64>,
+    reconnects: BTreeMap<String, u64>,
+    closed: BTreeMap<String, u64>,
+    unparsable: u64,
+}
+
+/// A copy of the counters at one moment, for the report.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub delivered: u64,
+    pub acked: u64,
+    pub e2e: Percentiles,
+    pub ack: Percentiles,
+    pub errors: BTreeMap<String, u64>,
+    pub reconnects: BTreeMap<String, u64>,
+    pub closed: BTreeMap<String, u64>,
+    pub unparsable: u64,
+}
+
+#[derive(Debug)]
+pub struct Stats {
+    inner: Mutex<Inner>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stats {
+    pub fn new() -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                window: (u64::MAX, u64::MAX),
+                e2e_us: histogram(),
+                ack_us: histogram(),
+                delivered: 0,
+                acked: 0,
+                errors: BTreeMap::new(),
+                reconnects: BTreeMap::new(),
+                closed: BTreeMap::new(),
+                unparsable: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot corrupt plain counters: keep going.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Start a new measured window `[start, end)` (bench clock nanos) and forget the last.
+    pub fn reset(&self, start: u64, end: u64) {
+        let mut s = self.lock();
+        s.window = (start, end);
+        s.e2e_us.reset();
+        s.ack_us.reset();
+        s.delivered = 0;
+        s.acked = 0;
+        s.errors.clear();
+        s.reconnects.clear();
+        s.closed.clear();
+        s.unparsable = 0;
+    }
+
+    pub fn on_frame(&self, text: &str) {
+        let now = clock::now_nanos();
+        let Ok(frame) = ServerFrame::parse(text) else {
+            self.lock().unparsable += 1;
+            return;
+        };
+        let mut s = self.lock();
+        let (start, end) = s.window;
+        let in_window = |sent: u64| sent >= start && sent < end;
+        match frame.kind.as_ref() {
+            "event" => {
+                if let Some((_, sent)) = frame.chat_text().and_then(decode_payload) {
+                    if in_window(sent) {
+                        s.delivered += 1;
+                        s.e2e_us.saturating_record(now.saturating_sub(sent) / 1000);
+                    }
+                }
+            }
+            "ack" => {
+                // Chat ids are the send time in microseconds (see `chat_id`).
+                if let Some(sent_us) = frame.id_u64() {
+                    if in_window(sent_us.saturating_mul(1000)) {
+                        s.acked += 1;
+                        s.ack_us
+                            .saturating_record((now / 1000).saturating_sub(sent_us));
+                    }
+                }
+            }
+            "error" => {
+                let code = frame.code.as_deref().unwrap_or("unknown").to_string();
+                *s.errors.entry(code).or_default() += 1;
+            }
+            "reconnect" => {
+                let reason = frame.reason.as_deref().unwrap_or("unknown").to_string();
+                *s.reconnects.entry(reason).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+
+    pub fn on_closed(&self, why: &str) {
+        *self.lock().closed.entry(why.to_string()).or_default() += 1;
+    }
+
+    /// Count a failure the bench saw itself (connect refused, queue full, ...).
+    pub fn on_error(&self, code: &str) {
+        *self.lock().errors.entry(code.to_string()).or_default() += 1;
+    }
+
+    pub fn delivered(&self) -> u64 {
+        self.lock().delivered
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let s = self.lock();
+        Snapshot {
+            delivered: s.delivered,
+            acked: s.acked,
+            e2e: Percentiles::from_us(&s.e2e_us),
+            ack: Percentiles::from_us(&s.ack_us),
+            errors: s.errors.clone(),
+            reconnects: s.reconnects.clone(),
+            closed: s.closed.clone(),
+            unparsable: s.unparsable,
+        }
+    }
+}
+
+/// The `id` of a chat sent at `sent_nanos`: its send time in microseconds, so the ack
+/// carries its own latency start and the bench keeps no per-message state.
+pub fn chat_id(sent_nanos: u64) -> u64 {
+    sent_nanos / 1000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::encode_payload;
+
+    fn chat_event(text: &str) -> String {
+        format!(
+            r#"{{"type":"event","room":"r","epoch":"e","seq":1,"kind":"chat","by":null,"data":{{"text":"{text}"}},"server_time":0}}"#
+        )
+    }
+
+    #[test]
+    fn counts_only_events_sent_in_the_window() {
+        let stats = Stats::new();
+        let now = clock::now_nanos();
+        stats.reset(now - 1_000_000_000, now + 1_000_000_000);
+        stats.on_frame(&chat_event(&encode_payload(1, now - 2_000_000, 40)));
+        stats.on_frame(&chat_event(&encode_payload(1, now - 5_000_000_000, 40)));
+        stats.on_frame(&chat_event("hello"));
+        stats.on_frame(r#"{"type":"error","code":"rate_limited","message":"x"}"#);
+        stats.on_frame(r#"{"type":"reconnect","reason":"shutdown","after_ms":10}"#);
+        stats.on_frame("not json");
+        let ack = format!(
+            r#"{{"type":"ack","id":{},"room":"r","seq":1}}"#,
+            chat_id(now)
+        );
+        stats.on_frame(&ack);
+        let snap = stats.snapshot();
+        assert_eq!(snap.delivered, 1);
+        assert_eq!(snap.acked, 1);
+        assert_eq!(snap.e2e.count, 1);
+        assert!(snap.e2e.max_ms >= 1.9);
+        assert_eq!(snap.errors.get("rate_limited"), Some(&1));
+        assert_eq!(snap.reconnects.get("shutdown"), Some(&1));
+        assert_eq!(snap.unparsable, 1);
+    }
+}
