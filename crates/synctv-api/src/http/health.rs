@@ -1,0 +1,75 @@
+//! `GET /health` (the process lives) and `GET /ready` (this node should get traffic).
+
+use super::ApiContext;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use std::time::Duration;
+use synctv_cluster::RedisStatus;
+
+/// How long `/ready` waits for the database before calling it down.
+const DB_PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    node_id: String,
+    uptime_seconds: u64,
+}
+
+async fn health(State(ctx): State<ApiContext>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        node_id: ctx.cluster.node_id().to_owned(),
+        uptime_seconds: ctx.started_at.elapsed().as_secs(),
+    })
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    status: &'static str,
+    checks: Checks,
+    cluster_mode: bool,
+}
+
+#[derive(Serialize)]
+struct Checks {
+    database: &'static str,
+    redis: RedisStatus,
+}
+
+async fn ready(State(ctx): State<ApiContext>) -> (StatusCode, Json<Readiness>) {
+    let database_up = matches!(
+        tokio::time::timeout(DB_PING_TIMEOUT, ctx.db.ping()).await,
+        Ok(Ok(()))
+    );
+    let redis = ctx.cluster.redis_status();
+    // Draining wins over a dead database: the node is leaving either way.
+    let (status, code) = if ctx.shutdown.is_draining() {
+        ("draining", StatusCode::SERVICE_UNAVAILABLE)
+    } else if !database_up {
+        ("unavailable", StatusCode::SERVICE_UNAVAILABLE)
+    } else if redis == RedisStatus::Down {
+        // Its own clients are still served; only cross-node delivery waits.
+        ("degraded", StatusCode::OK)
+    } else {
+        ("ready", StatusCode::OK)
+    };
+    let body = Readiness {
+        status,
+        checks: Checks {
+            database: if database_up { "ok" } else { "down" },
+            redis,
+        },
+        cluster_mode: ctx.config.cluster_mode(),
+    };
+    (code, Json(body))
+}

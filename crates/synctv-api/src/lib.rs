@@ -1,0 +1,26 @@
+//! synctv-api: the `synctv` server, the only crate that wires storage, the cluster layer
+//! and the network together.
+//!
+//! A short tour:
+//! - [`startup`]: [`Application::build`](startup::Application::build) binds the listener,
+//!   opens and migrates the database, resolves the JWT secret and starts the
+//!   `ClusterManager`; `run_until_stopped` serves until a drain completes.
+//! - [`http`]: the axum router; one module per resource, [`ApiContext`](http::ApiContext)
+//!   as the only state, [`ApiError`](http::ApiError) as the only error body.
+//! - [`ws`]: the WebSocket endpoint (`GET /ws`), the realtime half of the contract.
+//! - [`auth`]: guest tokens (HS256 JWT) and the `AuthUser` extractor.
+//! - [`shutdown`]: the drain signal every task watches.
+//! - [`node`]: this node's id and the file-descriptor ceiling on connections.
+//! - [`telemetry`]: tracing setup, text or JSON lines, the node id on every line.
+//! - [`metrics`]: the process-wide Prometheus recorder behind `/metrics`.
+
+pub mod auth;
+pub mod http;
+pub mod metrics;
+pub mod node;
+pub mod shutdown;
+pub mod startup;
+pub mod telemetry;
+pub mod ws;
+
+pub use startup::{Application, StartupError};
