@@ -1,0 +1,11 @@
+//! The realtime half of the contract: `GET /ws`.
+//!
+//! - [`upgrade`]: token, admission and the upgrade itself.
+//! - [`protocol`]: the messages, decoded into typed values or typed errors.
+//! - [`session`]: the task that serves one connection.
+
+mod protocol;
+mod session;
+mod upgrade;
+
+pub use upgrade::router;

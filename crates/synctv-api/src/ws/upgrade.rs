@@ -1,0 +1,75 @@
+//! `GET /ws`: authenticate, admit, upgrade. Every refusal is an HTTP answer with the
+//! contract's JSON error body, and no WebSocket is opened.
+
+use super::session;
+use crate::auth::bearer_token;
+use crate::http::{ApiContext, ApiError};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use synctv_cluster::Refusal;
+
+/// Small socket buffers: most connections are idle, and memory per connection is what
+/// bounds a node. Messages over the contract's 64 KiB still need to be read whole so that
+/// they can be answered with `too_large` on an open connection; past this they close it.
+const READ_BUFFER: usize = 4 * 1024;
+const WRITE_BUFFER: usize = 8 * 1024;
+const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
+const HARD_MESSAGE_LIMIT: usize = 1024 * 1024;
+
+pub fn router() -> Router<ApiContext> {
+    Router::new().route("/ws", get(upgrade))
+}
+
+#[derive(Deserialize)]
+struct WsQuery {
+    token: Option<String>,
+}
+
+async fn upgrade(
+    State(ctx): State<ApiContext>,
+    headers: HeaderMap,
+    Query(query): Query<WsQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if ctx.shutdown.is_draining() {
+        Refusal::Draining.record();
+        return ApiError::Unavailable(
+            "the server is shutting down: connect to another node".into(),
+        )
+        .into_response();
+    }
+    let token = query
+        .token
+        .or_else(|| bearer_token(&headers).map(str::to_owned));
+    let claims = match token.as_deref().map(|t| ctx.tokens.verify(t)) {
+        Some(Ok(claims)) => claims,
+        _ => {
+            Refusal::BadToken.record();
+            return ApiError::Unauthorized(
+                "a valid token is required (?token= or Authorization: Bearer)".into(),
+            )
+            .into_response();
+        }
+    };
+    let actor = claims.actor();
+    let permit = match ctx.cluster.connections().admit(&actor.user_id) {
+        Ok(permit) => permit,
+        Err(refusal) => {
+            let message = match refusal {
+                Refusal::TooManyForUser => "too many connections for this user on this node",
+                _ => "this node is at its connection limit: try another node",
+            };
+            return ApiError::TooManyConnections(message.into()).into_response();
+        }
+    };
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
+        .max_message_size(HARD_MESSAGE_LIMIT.max(ctx.config.limits.max_message_bytes + 1))
+        .on_upgrade(move |socket| session::run(socket, ctx, actor, permit))
+}
