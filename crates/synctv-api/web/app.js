@@ -571,7 +571,8 @@
     },
 
     onEvent(ev, replay = false) {
-      if (ev.room !== this.id) return;
+      // Before `joined`, the answer itself covers the room up to its seq.
+      if (ev.room !== this.id || (!this.joined && !replay)) return;
       if (ev.kind === 'resync') {
         this.seq = Math.max(this.seq, ev.data.seq);
         this.takeState(ev.data.state, true);
@@ -1008,7 +1009,7 @@
         const li = document.createElement('li');
         li.textContent = name;
         li.dataset.userId = uid;
-        if (session.data && uid === session.data.user_id) li.classList.add('me');
+        if (session.data && uid === session.data.user_id) li.classList.add('self');
         if (room.info && uid === room.info.owner_id) li.classList.add('owner');
         return li;
       }),

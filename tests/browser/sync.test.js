@@ -1,0 +1,185 @@
+// Watch-together in a real browser against one real synctv node: two people in one room
+// follow each other's play, pause, seek and speed; chat reaches both; a late joiner lands
+// at the room's position; a password is asked for; a server restart is survived.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import * as h from './harness.js';
+
+const FOLLOW_MS = 500; // the other page follows within this
+const AGREE_S = 0.15; // and the two positions then agree within this
+
+let node;
+let media;
+let browser;
+let alice;
+let bob;
+let roomId;
+
+before(async () => {
+  const file = await h.testVideo();
+  media = await h.serveVideo(file);
+  node = await h.startSynctv({ name: 'single' });
+  browser = await h.launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await node?.kill('SIGKILL');
+  await media?.close();
+});
+
+/** Bob's player is at `target` seconds advanced since `t0` at `rate` (within 250 ms). */
+const nearTarget = (v, synctv, a) =>
+  !v.seeking && Math.abs(v.currentTime - (a.target + ((performance.timeOrigin + performance.now() - a.t0) / 1000) * a.rate)) < 0.25;
+
+test('two members in one room follow play, seek, speed and pause', { timeout: 120000 }, async () => {
+  alice = await h.openPerson(browser, node.base, 'alice');
+  roomId = await h.createRoom(alice, 'movie night');
+  bob = await h.openPerson(browser, node.base, 'bob', { hash: `#room=${roomId}` });
+  await h.waitJoined(bob);
+  for (const p of [alice, bob]) await p.waitForFunction(() => window.synctv.members().join() === 'alice,bob');
+
+  await h.setMedia(alice, media.url);
+  await Promise.all([h.waitMediaReady(alice, media.url), h.waitMediaReady(bob, media.url)]);
+
+  const follow = {};
+  const agree = {};
+  const step = async (name, who, other, action, arg, followed, followArg, settleMs = 1500) => {
+    const t0 = await h.act(who, action, arg);
+    const t1 = await h.whenTrue(other, followed, { ...followArg, t0 }, 5000);
+    follow[name] = Math.round(t1 - t0);
+    await h.sleep(settleMs);
+    agree[name] = Math.round((await h.worstGap(alice, bob)) * 1000);
+  };
+
+  // Alice presses the page's Play button.
+  await step('play', alice, bob, () => document.getElementById('btn-play').click(), null, (v) => !v.paused && v.currentTime > 0);
+  // Alice drags the native scrubber to 40 s while playing.
+  await step('seek_playing', alice, bob, (v) => { v.currentTime = 40; }, null, nearTarget, { target: 40, rate: 1 });
+  // Alice picks 1.5x in the speed menu.
+  await step(
+    'rate',
+    alice,
+    bob,
+    () => {
+      const s = document.getElementById('rate-select');
+      s.value = '1.5';
+      s.dispatchEvent(new Event('change'));
+    },
+    null,
+    (v) => Math.abs(v.playbackRate - 1.5) < 0.2,
+    {},
+    2500,
+  );
+  // Alice pauses with the native controls.
+  await step('pause', alice, bob, (v) => v.pause(), null, (v) => v.paused, {}, 500);
+  // Alice seeks to 10 s while paused.
+  await step('seek_paused', alice, bob, (v) => { v.currentTime = 10; }, null, (v) => v.paused && !v.seeking && Math.abs(v.currentTime - 10) < 0.05, {}, 500);
+  // Bob, not Alice, starts playback again with the native controls.
+  await step('play_by_other', bob, alice, (v) => v.play(), null, (v) => !v.paused && v.currentTime > 10, {}, 2000);
+
+  h.record('follow_ms', follow);
+  h.record('agreement_ms', agree);
+  await h.screenshot(alice, 'two-pages-alice');
+  await h.screenshot(bob, 'two-pages-bob');
+
+  for (const [k, ms] of Object.entries(follow)) assert.ok(ms <= FOLLOW_MS, `${k}: followed after ${ms} ms (> ${FOLLOW_MS})`);
+  for (const [k, ms] of Object.entries(agree)) assert.ok(Math.abs(ms) <= AGREE_S * 1000, `${k}: positions ${ms} ms apart`);
+
+  const state = await bob.evaluate(() => window.synctv.state());
+  assert.equal(state.playing, true);
+  assert.equal(state.rate, 1.5);
+
+  // No echoes: the history holds exactly the six changes the two people made, no more.
+  const res = await fetch(`${node.base}/api/v1/rooms/${roomId}/events?limit=1000`);
+  const { events } = await res.json();
+  const actions = events.filter((e) => e.kind === 'playback').map((e) => `${e.by.name}:${e.data.action}`);
+  assert.deepEqual(actions, ['alice:play', 'alice:seek', 'alice:rate', 'alice:pause', 'alice:seek', 'bob:play']);
+});
+
+test('chat appears on both pages', { timeout: 30000 }, async () => {
+  assert.ok(alice && bob, 'needs the room of the first test');
+  await h.sendChat(alice, 'hello from alice');
+  await h.sendChat(bob, 'hi alice, bob here');
+  const both = ['alice: hello from alice', 'bob: hi alice, bob here'];
+  for (const p of [alice, bob]) {
+    await p.waitForFunction(
+      (want) => window.synctv.chat().map((c) => `${c.name}: ${c.text}`).join('|') === want.join('|'),
+      both,
+      { timeout: 5000 },
+    );
+    const shown = await p.locator('#chat-log li').allInnerTexts();
+    assert.equal(shown.length, 2);
+    assert.match(shown[1], /hi alice, bob here/);
+  }
+});
+
+test('a late joiner lands at the room position', { timeout: 60000 }, async () => {
+  assert.ok(alice && bob, 'needs the room of the first test');
+  const carol = await h.openPerson(browser, node.base, 'carol', { hash: `#room=${roomId}` });
+  await h.waitJoined(carol);
+  await h.whenTrue(carol, (v) => !v.paused && v.readyState >= 2 && !v.seeking, {}, 15000);
+  const landed = await h.gap(carol, alice);
+  await h.sleep(2000);
+  const settled = await h.worstGap(carol, alice);
+  h.record('late_joiner_ms', { landed: Math.round(landed * 1000), after_2s: Math.round(settled * 1000) });
+  assert.ok(Math.abs(landed) < 0.5, `landed ${Math.round(landed * 1000)} ms off`);
+  assert.ok(Math.abs(settled) <= AGREE_S, `settled ${Math.round(settled * 1000)} ms off`);
+  for (const p of [alice, bob, carol]) await p.waitForFunction(() => window.synctv.members().join() === 'alice,bob,carol');
+  assert.deepEqual((await carol.evaluate(() => window.synctv.chat())).map((c) => c.text), ['hello from alice', 'hi alice, bob here']);
+  await h.sendChat(carol, 'carol joined late');
+  await alice.waitForFunction(() => window.synctv.chat().length === 3);
+  await h.sleep(600);
+  const shot = await h.screenshot(alice, 'room-three-members');
+  // The picture for the README.
+  fs.mkdirSync(path.join(h.artifacts, 'docs'), { recursive: true });
+  fs.copyFileSync(shot, path.join(h.artifacts, 'docs', 'screenshot.png'));
+  await carol.context().close();
+});
+
+test('a password-protected room asks for the password', { timeout: 30000 }, async () => {
+  const dave = await h.openPerson(browser, node.base, 'dave');
+  const id = await h.createRoom(dave, 'secret club', { password: 's3cret' });
+  const erin = await h.openPerson(browser, node.base, 'erin', { hash: `#room=${id}` });
+  await erin.waitForSelector('#view-password:not([hidden])');
+  await erin.fill('#password-input', 'wrong');
+  await erin.click('#password-form button[type=submit]');
+  await erin.waitForSelector('#password-error:not([hidden])');
+  assert.match(await erin.textContent('#password-error'), /wrong password/);
+  await h.screenshot(erin, 'wrong-password');
+  await erin.fill('#password-input', 's3cret');
+  await erin.click('#password-form button[type=submit]');
+  await h.waitJoined(erin);
+  await dave.waitForFunction(() => window.synctv.members().join() === 'dave,erin');
+  await dave.context().close();
+  await erin.context().close();
+});
+
+test('the pages reconnect, recover and stay in sync across a server restart', { timeout: 90000 }, async () => {
+  assert.ok(alice && bob, 'needs the room of the first test');
+  const before = await alice.evaluate(() => window.synctv.seq());
+  await node.kill('SIGTERM');
+  await alice.waitForFunction(() => window.synctv.status() !== 'connected', null, { timeout: 15000 });
+  const shot = await h.screenshot(alice, 'reconnecting');
+  assert.ok(shot);
+  node = await h.startSynctv({ name: 'single-restarted', dir: node.dir, port: node.port, dbUrl: node.dbUrl });
+  for (const p of [alice, bob]) {
+    await p.waitForFunction(() => window.synctv.status() === 'connected' && window.synctv.joined(), null, { timeout: 30000 });
+  }
+  const afterSeq = await alice.evaluate(() => window.synctv.seq());
+  assert.ok(afterSeq.seq >= before.seq, 'the history went on from where it was');
+  // Still playing at 1.5x from the same timeline, and the two pages agree.
+  await h.sleep(1500);
+  const g = await h.worstGap(alice, bob);
+  h.record('after_restart_ms', Math.round(g * 1000));
+  assert.ok(Math.abs(g) <= AGREE_S, `after the restart the pages are ${Math.round(g * 1000)} ms apart`);
+  const t0 = await h.act(bob, (v) => v.pause());
+  const t1 = await h.whenTrue(alice, (v) => v.paused, {}, 5000);
+  h.record('follow_after_restart_ms', Math.round(t1 - t0));
+  assert.ok(t1 - t0 <= FOLLOW_MS);
+  await h.sendChat(alice, 'still here');
+  await bob.waitForFunction(() => window.synctv.chat().some((c) => c.text === 'still here'));
+  for (const p of [alice, bob]) assert.deepEqual(p.errors, [], `no script errors on ${p.person}'s page`);
+});
