@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -176,6 +177,42 @@ def check_dockerfile(r: Report, root: Path) -> None:
             any(w == "COPY" and "synctv" in a for w, a in runtime)
             and any(w == "COPY" and a.startswith("migrations") for w, a in runtime),
             "binary or migrations/ not copied")
+
+
+def check_dependency_layer(r: Report, root: Path) -> None:
+    """Runs the Dockerfile's own stub-source step, up to its first `cargo build`, in a
+    scratch copy of the manifests it copies, with `cargo build` standing for `cargo
+    metadata --locked`: proves the stub workspace loads and Cargo.lock is current, as
+    the image build needs, without compiling anything."""
+    cargo = shutil.which("cargo")
+    if not cargo:
+        Report.note("no cargo: the Dockerfile's dependency layer was not rehearsed")
+        return
+    steps = dockerfile_instructions((root / "Dockerfile").read_text())
+    first_build = next(i for i, (w, a) in enumerate(steps) if w == "RUN" and "cargo build" in a)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp) / "src"
+        work.mkdir()
+        for word, args in steps[1:first_build]:
+            if word != "COPY":
+                continue
+            *sources, dest = args.split()
+            for src in sources:
+                target = work / dest / Path(src).name if dest.endswith("/") else work / dest
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(root / src, target)
+        shim = Path(tmp) / "bin"
+        shim.mkdir()
+        (shim / "cargo").write_text(
+            "#!/bin/sh\n"
+            f'if [ "$1" = build ]; then exec "{cargo}" metadata --locked --format-version 1 > /dev/null; fi\n'
+            f'exec "{cargo}" "$@"\n')
+        (shim / "cargo").chmod(0o755)
+        env = {**os.environ, "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}"}
+        out = subprocess.run(["sh", "-c", steps[first_build][1]], cwd=work, env=env,
+                             capture_output=True, text=True)
+    r.check("Dockerfile: dependency layer loads the stub workspace with --locked",
+            out.returncode == 0, (out.stderr or out.stdout).strip()[-2000:])
 
 
 def check_hadolint(r: Report, root: Path) -> None:
@@ -474,7 +511,7 @@ def main() -> int:
         Report.note("no compose spec schema: compose files checked by the rules below only")
 
     r = Report()
-    for section in (check_dockerfile, check_hadolint):
+    for section in (check_dockerfile, check_dependency_layer, check_hadolint):
         section(r, root)
     check_compose_cluster(r, root, schema)
     check_compose_single(r, root, schema)
