@@ -51,7 +51,7 @@ pub fn raise_file_limit() -> Option<u64> {
             );
         }
     }
-    Some(limit.rlim_cur as u64)
+    Some(limit.rlim_cur)
 }
 
 /// The node's connection ceiling: the configured limit, lowered to what the file limit

@@ -1,0 +1,16 @@
+//! The contract end to end, over real HTTP and WebSocket, on SQLite and on Postgres.
+
+mod helpers;
+mod postgres;
+mod process;
+mod ws_client;
+
+mod auth;
+mod health;
+mod history;
+mod lifecycle;
+mod realtime;
+mod recovery;
+mod rooms;
+mod web;
+mod ws_errors;
