@@ -196,6 +196,20 @@ export async function openPerson(browser, base, name, { config, hash = '' } = {}
   const page = await context.newPage();
   page.errors = [];
   page.on('pageerror', (e) => page.errors.push(String(e)));
+  if (process.env.SYNCTV_BROWSER_WEB_DIR) {
+    // Page development: the working tree's script and style instead of the copies built into
+    // the binary (not the document: a document fulfilled here loses its loopback address
+    // space, and chromium's local network access checks then block the WebSocket).
+    const dir = process.env.SYNCTV_BROWSER_WEB_DIR;
+    const files = { '/app.js': ['app.js', 'text/javascript'], '/style.css': ['style.css', 'text/css'] };
+    await page.route(
+      (url) => url.origin === new URL(base).origin && files[url.pathname] !== undefined,
+      (route) => {
+        const [file, contentType] = files[new URL(route.request().url()).pathname];
+        route.fulfill({ status: 200, contentType, body: fs.readFileSync(path.join(dir, file)) });
+      },
+    );
+  }
   if (config) {
     await page.route('**/config.json', (route) =>
       route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(config) }),

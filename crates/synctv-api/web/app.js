@@ -546,7 +546,7 @@
       this.epoch = m.epoch;
       this.seq = Math.max(this.seq, m.seq);
       this.members = new Map((m.members || []).map((u) => [u.user_id, u.name]));
-      this.takeState(m.state, true);
+      this.takeState(m.state, true, true);
       if (!m.recovered) this.loadHistory(before > 0 ? before : Math.max(0, m.seq - 200), m.seq);
       showRoom();
       renderRoom();
@@ -575,7 +575,7 @@
       if (ev.room !== this.id || (!this.joined && !replay)) return;
       if (ev.kind === 'resync') {
         this.seq = Math.max(this.seq, ev.data.seq);
-        this.takeState(ev.data.state, true);
+        this.takeState(ev.data.state, true, true);
         toast('resynchronized with the room', 'info');
         return;
       }
@@ -624,9 +624,9 @@
     },
 
     /** A newer PlaybackState; `jump` when it moved the position on purpose (seek, play, pause). */
-    takeState(st, jump = true) {
+    takeState(st, jump = true, authoritative = false) {
       if (!st) return;
-      if (this.state && st.version < this.state.version) return;
+      if (!authoritative && this.state && st.version < this.state.version) return;
       this.state = st;
       player.apply(jump);
       renderRoom();
@@ -877,7 +877,9 @@
     else userSeekTimer = setTimeout(send, wait);
   });
   video.addEventListener('seeked', () => {
+    if (!player.seekStartedAt) return;
     const took = (wallNow() - player.seekStartedAt) / 1000;
+    player.seekStartedAt = 0;
     if (took > 0 && took < 1) player.seekLead = clamp(0.6 * player.seekLead + 0.4 * took, 0.01, 0.5);
   });
   video.addEventListener('ratechange', () => {

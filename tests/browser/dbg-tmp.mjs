@@ -1,0 +1,12 @@
+import * as h from './harness.js';
+const node = await h.startSynctv({name: 'dbg'});
+const b = await h.launchBrowser();
+const a = await h.openPerson(b, node.base, 'alice');
+a.on('console', m => console.log('alice:', m.text()));
+a.on('websocket', ws => { ws.on('framesent', f => console.log('>', f.payload)); ws.on('framereceived', f => console.log('<', f.payload)); ws.on('close', () => console.log('ws closed')); });
+await a.waitForSelector('#view-lobby:not([hidden])');
+await a.fill('#create-name', 'r'); await a.click('#create-form button[type=submit]');
+await h.sleep(3000);
+console.log(await a.evaluate(() => [window.synctv.status(), window.synctv.joined(), window.synctv.errors(), location.href]));
+await b.close(); await node.kill();
+console.log(node.logTail(30));
