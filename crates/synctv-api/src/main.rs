@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 use synctv_api::startup::{connect_database, Application};
 use synctv_api::{node, shutdown, telemetry};
 use synctv_core::Config;
@@ -25,9 +26,37 @@ enum Command {
     Migrate,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&anyhow::Error::from(e)),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// Prints the error and its causes on one line (no backtrace: this is a user's error
+/// message, such as a configuration key with a bad value).
+fn fail(error: &anyhow::Error) -> ExitCode {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        // Errors that wrap another often repeat its text; say it once.
+        if !message.contains(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+    }
+    eprintln!("synctv: {message}");
+    ExitCode::FAILURE
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = Config::load()?;
     let node_id = node::resolve_node_id(&mut config);
     telemetry::init(&config.log, &node_id);
