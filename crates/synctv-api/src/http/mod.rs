@@ -53,6 +53,9 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(web::router())
         .merge(crate::ws::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::MethodNotAllowed("this endpoint does not take that method".into())
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(count_requests))
         .layer(TraceLayer::new_for_http())
