@@ -6,6 +6,7 @@ mod process;
 mod ws_client;
 
 mod auth;
+mod cli;
 mod health;
 mod history;
 mod lifecycle;
