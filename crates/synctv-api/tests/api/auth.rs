@@ -96,11 +96,19 @@ async fn missing_forged_and_expired_tokens_are_unauthorized(backend: Backend) {
         .unwrap();
     let mut tampered = alice.token.clone();
     tampered.pop();
+    // Signed with the right secret, for a user this database never made.
+    let ghost = User {
+        id: UserId::from("ghost"),
+        name: "ghost".into(),
+        created_at: 0,
+    };
+    let (ghost, _) = app.ctx.tokens.issue(&ghost).unwrap();
     for token in [
         forged.as_str(),
         expired.as_str(),
         "garbage",
         tampered.as_str(),
+        ghost.as_str(),
     ] {
         let resp = app.create_room(token, body.clone()).await;
         assert_error(resp, StatusCode::UNAUTHORIZED, "unauthorized").await;
