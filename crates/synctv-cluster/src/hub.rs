@@ -13,6 +13,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use synctv_core::{Epoch, PlaybackState, RoomId};
 
+/// The most bytes of events one `joined` hands back; a client further behind is told
+/// `recovered: false` (and reads the history endpoint), so a frame stays writable.
+pub const MAX_RECOVERY_BYTES: usize = 16 * 1024 * 1024;
+
 /// Identifies one WebSocket connection on this node.
 pub type ConnectionId = u64;
 
@@ -200,7 +204,10 @@ impl RoomMessageHub {
                         .filter(|(seq, _)| *seq > after)
                         .map(|(_, f)| f),
                 );
-                recovered = true;
+                recovered = events.iter().map(|f| f.len()).sum::<usize>() <= MAX_RECOVERY_BYTES;
+                if !recovered {
+                    events.clear();
+                }
             }
         }
         let joined = make_joined(JoinView {

@@ -135,7 +135,9 @@ pub struct LimitsConfig {
     pub rooms_per_connection: usize,
     pub max_message_bytes: usize,
     /// Frames a connection may have waiting to be written before it counts as a slow
-    /// consumer and is told to reconnect.
+    /// consumer and is told to reconnect. Keep it well above `history.max_batch`: one
+    /// group commit can hand a room that many events at once. The queue allocates as it
+    /// fills, so an idle connection pays nothing for a large bound.
     pub outbound_queue: usize,
 }
 
@@ -150,7 +152,7 @@ impl Default for LimitsConfig {
             messages_per_second: 20,
             rooms_per_connection: 16,
             max_message_bytes: 65_536,
-            outbound_queue: 1024,
+            outbound_queue: 4096,
         }
     }
 }

@@ -27,6 +27,8 @@ use synctv_core::{Actor, Control, Epoch, RoomId, UserId};
 
 /// Frames written before one flush.
 const WRITE_BATCH: usize = 64;
+/// Longest a batch of frames may take to reach the socket.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client that ignores this many rate-limit errors in a row is closed.
 const MAX_REFUSED_IN_A_ROW: u32 = 200;
 
@@ -92,12 +94,19 @@ impl Session {
                     biased;
                     _ = shutdown.draining() => {
                         self.write_pending(&mut socket, &mut rx).await?;
-                        return reconnect(&mut socket, "shutdown", 0).await;
+                        send_reconnect(&mut socket, "shutdown", 0).await?;
+                        return wait_for_leave(&mut socket, &shutdown).await;
                     }
                     _ = rx.overloaded.cancelled() => {
                         return reconnect(&mut socket, "overloaded", 1000).await;
                     }
-                    Some(item) = rx.frames.recv() => self.write_frames(&mut socket, item, &mut rx).await?,
+                    Some(item) = rx.frames.recv() => {
+                        // A client that stops reading must not hold its session forever.
+                        match tokio::time::timeout(WRITE_TIMEOUT, self.write_frames(&mut socket, item, &mut rx)).await {
+                            Ok(written) => written?,
+                            Err(_) => return Ok(()),
+                        }
+                    }
                     Some(owed) = self.owed.next(), if !self.owed.is_empty() => self.answer(owed),
                     message = socket.recv() => match message {
                         None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
@@ -500,10 +509,34 @@ fn text_frame(frame: Bytes) -> Utf8Bytes {
     Utf8Bytes::try_from(frame).unwrap_or_else(|_| Utf8Bytes::from_static("{}"))
 }
 
-async fn reconnect(socket: &mut WebSocket, reason: &str, after_ms: u64) -> Result<(), axum::Error> {
+async fn send_reconnect(
+    socket: &mut WebSocket,
+    reason: &str,
+    after_ms: u64,
+) -> Result<(), axum::Error> {
     let frame = ServerMessage::Reconnect { reason, after_ms }.encode();
-    socket.send(Message::Text(text_frame(frame))).await?;
+    socket.send(Message::Text(text_frame(frame))).await
+}
+
+async fn reconnect(socket: &mut WebSocket, reason: &str, after_ms: u64) -> Result<(), axum::Error> {
+    send_reconnect(socket, reason, after_ms).await?;
     close(socket, 1012, "reconnect").await
+}
+
+/// After `reconnect (shutdown)`: the client leaves on its own, or the drain ends.
+async fn wait_for_leave(
+    socket: &mut WebSocket,
+    shutdown: &crate::shutdown::Shutdown,
+) -> Result<(), axum::Error> {
+    loop {
+        tokio::select! {
+            _ = shutdown.closing() => return close(socket, 1001, "server shutting down").await,
+            message = socket.recv() => match message {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
+                Some(Ok(_)) => {}
+            },
+        }
+    }
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) -> Result<(), axum::Error> {

@@ -18,7 +18,8 @@ use synctv_cluster::Refusal;
 /// they can be answered with `too_large` on an open connection; past this they close it.
 const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 8 * 1024;
-const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
+/// Above the largest `joined` (see `synctv_cluster::hub::MAX_RECOVERY_BYTES`).
+const MAX_WRITE_BUFFER: usize = 32 * 1024 * 1024;
 const HARD_MESSAGE_LIMIT: usize = 1024 * 1024;
 
 pub fn router() -> Router<ApiContext> {
