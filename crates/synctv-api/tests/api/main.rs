@@ -10,6 +10,7 @@ mod cli;
 mod health;
 mod history;
 mod lifecycle;
+mod outage;
 mod realtime;
 mod recovery;
 mod rooms;

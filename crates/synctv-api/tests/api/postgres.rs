@@ -1,6 +1,8 @@
-//! A throwaway PostgreSQL server for this test binary: started on first use on a free
-//! loopback port in a temporary directory, and stopped when the process exits. Each test
-//! gets its own database on it. Never the machine's shared server.
+//! Throwaway PostgreSQL servers, on free loopback ports in temporary directories; never
+//! the machine's shared server. `PostgresServer::get()` is the one this test binary
+//! shares (each test makes its own database on it), stopped when the process exits;
+//! `PostgresServer::private()` is a test's own, which it may stop and start again to
+//! play a database outage, stopped when dropped.
 
 use std::ffi::CString;
 use std::net::TcpListener;
@@ -12,6 +14,8 @@ use std::time::{Duration, Instant};
 pub struct PostgresServer {
     pub port: u16,
     dir: PathBuf,
+    bin: PathBuf,
+    as_root: bool,
 }
 
 static SERVER: OnceLock<PostgresServer> = OnceLock::new();
@@ -25,6 +29,21 @@ impl PostgresServer {
             unsafe { libc::atexit(stop_at_exit) };
             server
         })
+    }
+
+    /// A server of the calling test's own.
+    pub fn private() -> PostgresServer {
+        start()
+    }
+
+    /// Stops the server at once, keeping its data (an outage).
+    pub fn stop(&self) {
+        kill_and_wait(&self.dir);
+    }
+
+    /// Starts it again after `stop`, on the same port with the same data.
+    pub fn restart(&self) {
+        pg_ctl_start(self);
     }
 
     /// The URL of the maintenance database, for `CREATE DATABASE`.
@@ -81,16 +100,31 @@ fn start() -> PostgresServer {
             "--no-sync",
         ],
     );
-    let port = free_port();
+    let server = PostgresServer {
+        port: free_port(),
+        dir,
+        bin,
+        as_root,
+    };
+    pg_ctl_start(&server);
+    server
+}
+
+/// `fsync=off` keeps tests fast and still survives a killed server (the OS holds the
+/// data); `synchronous_commit` stays on, or a killed server would lose recent commits.
+fn pg_ctl_start(server: &PostgresServer) {
+    let dir = &server.dir;
     let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+        "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
          -c full_page_writes=off -c max_connections=500",
-        path(&dir)
+        server.port,
+        path(dir)
     );
+    let data = dir.join("data");
     let log = dir.join("postgres.log");
     run(
-        as_root,
-        &bin.join("pg_ctl"),
+        server.as_root,
+        &server.bin.join("pg_ctl"),
         &[
             "start",
             "-w",
@@ -104,26 +138,39 @@ fn start() -> PostgresServer {
             &options,
         ],
     );
-    wait_for_port(port);
-    PostgresServer { port, dir }
+    wait_for_port(server.port);
 }
 
-/// Fast shutdown of the server by its pid (no subprocess at exit), then the directory.
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        kill_and_wait(&self.dir);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The shared server, at exit (statics are never dropped).
 extern "C" fn stop_at_exit() {
-    let Some(server) = SERVER.get() else { return };
-    let pid_file = server.dir.join("data").join("postmaster.pid");
-    if let Some(pid) = std::fs::read_to_string(&pid_file)
+    if let Some(server) = SERVER.get() {
+        kill_and_wait(&server.dir);
+        let _ = std::fs::remove_dir_all(&server.dir);
+    }
+}
+
+/// Immediate shutdown by pid (SIGQUIT; no subprocess, so it is safe at exit).
+fn kill_and_wait(dir: &Path) {
+    let pid_file = dir.join("data").join("postmaster.pid");
+    let Some(pid) = std::fs::read_to_string(pid_file)
         .ok()
         .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<i32>().ok()))
-    {
-        // SIGQUIT: immediate shutdown; the data is thrown away anyway.
-        unsafe { libc::kill(pid, libc::SIGQUIT) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while unsafe { libc::kill(pid, 0) } == 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    else {
+        return;
+    };
+    // SAFETY: plain signals to the postmaster this harness started.
+    unsafe { libc::kill(pid, libc::SIGQUIT) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while unsafe { libc::kill(pid, 0) } == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = std::fs::remove_dir_all(&server.dir);
 }
 
 fn run(as_postgres: bool, program: &Path, args: &[&str]) {
