@@ -79,13 +79,28 @@ async fn ready_is_draining_after_shutdown_begins(backend: Backend) {
 
 async fn metrics_are_prometheus_text(backend: Backend) {
     let app = spawn_app(backend).await;
-    app.get("/health").await;
+    // A committed change, so the history histograms have samples.
+    let alice = app.guest("alice").await;
+    let id = app.room(&alice, "r").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.delete_room(&id, Some(&alice.token)).await;
     let resp = app.get("/metrics").await;
     assert_eq!(resp.status(), StatusCode::OK);
     let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(content_type.starts_with("text/plain"), "{content_type}");
     let text = resp.text().await.unwrap();
     assert!(text.contains("synctv_http_requests_total"), "{text}");
+    // Histograms with the configured buckets, not summaries.
+    assert!(
+        text.contains(r#"synctv_history_commit_seconds_bucket{le="0.0005"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"synctv_history_batch_size_bucket{le="512"}"#),
+        "{text}"
+    );
     for line in text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
