@@ -65,7 +65,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = Application::build(config)
                 .await
                 .context("synctv could not start")?;
-            shutdown::begin_on_signals(app.shutdown());
+            shutdown::begin_on_signals(app.shutdown())
+                .context("cannot listen for SIGTERM and SIGINT")?;
             app.run_until_stopped().await?;
         }
         Command::Migrate => {

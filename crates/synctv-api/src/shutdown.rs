@@ -48,30 +48,20 @@ impl Shutdown {
     }
 }
 
-/// Calls `shutdown.begin()` on the first SIGTERM or SIGINT.
-pub fn begin_on_signals(shutdown: Shutdown) {
+/// Calls `shutdown.begin()` on the first SIGTERM or SIGINT. The handlers are installed
+/// before this returns, so a signal sent once the server says it is ready is never lost.
+pub fn begin_on_signals(shutdown: Shutdown) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutdown signal received: draining");
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received: draining"),
+            _ = int.recv() => tracing::info!("SIGINT received: draining"),
+        }
         shutdown.begin();
     });
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(e) => {
-            // Without a SIGTERM handler, Ctrl-C still drains.
-            tracing::warn!(error = %e, "cannot listen for SIGTERM");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+    Ok(())
 }
 
 #[cfg(test)]

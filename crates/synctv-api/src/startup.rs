@@ -83,7 +83,6 @@ impl Application {
             address,
             max_connections,
         );
-        tracing::info!(%node_id, port, backend = ?db.backend(), cluster_mode = config.cluster_mode(), "synctv ready");
 
         let ctx = ApiContext {
             config: Arc::new(config),
@@ -118,6 +117,13 @@ impl Application {
     /// reconnect and given `server.drain_secs` to leave, then the history is flushed.
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         let ctx = self.ctx.clone();
+        tracing::info!(
+            node_id = ctx.cluster.node_id(),
+            port = self.port,
+            backend = ?ctx.db.backend(),
+            cluster_mode = ctx.config.cluster_mode(),
+            "synctv ready"
+        );
         let app = http::router(self.ctx).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, app)
             .with_graceful_shutdown(drain(ctx.clone()))
