@@ -30,6 +30,8 @@ pub enum StartupError {
     Migrate(#[source] StorageError),
     #[error("cannot load the token secret: {0}")]
     Secret(#[source] StorageError),
+    #[error("cannot join the cluster: {0}")]
+    Cluster(#[source] synctv_cluster::ClusterError),
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
 }
@@ -82,7 +84,9 @@ impl Application {
             node_id.clone(),
             address,
             max_connections,
-        );
+        )
+        .await
+        .map_err(StartupError::Cluster)?;
 
         let ctx = ApiContext {
             config: Arc::new(config),

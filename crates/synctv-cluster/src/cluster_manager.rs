@@ -4,21 +4,24 @@
 //! Data path: `submit` -> `HistoryWriter` (group commit, seq assigned by the database)
 //! -> `FanOut` -> `RoomMessageHub` -> each member's `Outbox`.
 
+use crate::catch_up::{self, CatchUp};
 use crate::connection_manager::{ConnectionManager, Refusal};
 use crate::error::ClusterError;
-use crate::history_writer::{CommitSink, HistoryWriter, PendingCommit};
-use crate::hub::{
-    ConnectionId, Delivery, JoinView, PublishOutcome, RoomMessageHub, SubscribeOutcome,
-};
+use crate::fan_out::FanOut;
+use crate::history_writer::{HistoryWriter, PendingCommit};
+use crate::hub::{ConnectionId, JoinView, RoomMessageHub, SubscribeOutcome};
+use crate::node_registry::NodeRegistry;
 use crate::outbox::Outbox;
 use crate::presence::{Arrival, Presence};
+use crate::redis::presence::ClusterPresence;
+use crate::redis::RedisLayer;
 use bytes::Bytes;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use synctv_core::clock::now_ms;
-use synctv_core::storage::{ChangeOutcome, CommittedChange, Database, RoomChange, RoomChangeKind};
-use synctv_core::{Actor, Config, Epoch, EventKind, RoomId};
+use synctv_core::storage::{ChangeOutcome, Database, RoomChange, RoomChangeKind};
+use synctv_core::{Actor, Config, Epoch, RoomId, UserId};
 use tokio::task::JoinHandle;
 
 /// One member connection, as the cluster layer knows it.
@@ -49,43 +52,13 @@ pub enum RedisStatus {
 }
 
 /// A row of `/api/v1/cluster/nodes`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct NodeInfo {
     pub node_id: String,
     pub address: String,
     pub connections: usize,
     pub rooms: usize,
     pub last_seen: i64,
-}
-
-/// Hands each committed event to the local hub, encoded once.
-struct FanOut {
-    hub: Arc<RoomMessageHub>,
-}
-
-impl CommitSink for FanOut {
-    fn committed(&self, change: &CommittedChange) {
-        let frame = match serde_json::to_vec(&change.event) {
-            Ok(json) => Bytes::from(json),
-            Err(e) => {
-                tracing::error!(error = %e, "an event could not be encoded");
-                return;
-            }
-        };
-        metrics::counter!("synctv_events_published_total").increment(1);
-        let outcome = self.hub.publish(Delivery {
-            room: change.event.room.clone(),
-            epoch: change.event.epoch.clone(),
-            seq: change.event.seq,
-            state: Arc::new(change.state.clone()),
-            frame,
-            closes_room: change.event.kind == EventKind::RoomArchived,
-            accepted: Instant::now(),
-        });
-        if let PublishOutcome::Gap { after, before } = outcome {
-            tracing::warn!(room = %change.event.room, after, before, "room events arrived out of order");
-        }
-    }
 }
 
 pub struct ClusterManager {
@@ -95,30 +68,71 @@ pub struct ClusterManager {
     hub: Arc<RoomMessageHub>,
     writer: HistoryWriter,
     writer_task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// This node's connections per room and user; the whole truth in single-node mode.
     presence: Presence,
+    cluster: Option<ClusterParts>,
     connections: ConnectionManager,
     per_room: usize,
 }
 
+/// What cluster mode adds.
+struct ClusterParts {
+    redis: Arc<RedisLayer>,
+    presence: ClusterPresence,
+    registry: NodeRegistry,
+    /// The last scan of the registry, and when it was made.
+    live_nodes: std::sync::Mutex<(Vec<NodeInfo>, Option<Instant>)>,
+    heartbeat: Duration,
+}
+
 impl ClusterManager {
-    /// Starts the node's history writer. `global_limit` is the connection ceiling after
-    /// the file-descriptor limit was applied.
-    pub fn start(
+    /// Starts the node's history writer and, when Redis is configured, joins the cluster.
+    /// `global_limit` is the connection ceiling after the file-descriptor limit.
+    pub async fn start(
         db: Database,
         config: &Config,
         node_id: String,
         address: String,
         global_limit: usize,
-    ) -> Arc<Self> {
+    ) -> Result<Arc<Self>, ClusterError> {
+        let history = &config.history;
         let hub = Arc::new(RoomMessageHub::new(
-            config.history.recent_events,
-            config.history.max_recovery_events,
+            history.recent_events,
+            history.max_recovery_events,
         ));
-        let (writer, task) = HistoryWriter::spawn(
-            db.clone(),
-            FanOut { hub: hub.clone() },
-            config.history.max_batch,
-        );
+        let catch_up = CatchUp::spawn(db.clone(), hub.clone());
+        let redis_slot = Arc::new(std::sync::OnceLock::new());
+        let fan_out = FanOut {
+            hub: hub.clone(),
+            catch_up: catch_up.clone(),
+            redis: redis_slot.clone(),
+        };
+        let (writer, task) = HistoryWriter::spawn(db.clone(), fan_out, history.max_batch);
+        let cluster = match &config.redis.url {
+            None => None,
+            Some(url) => {
+                let redis = RedisLayer::start(
+                    url,
+                    config.redis.cluster_mode,
+                    &config.redis.key_prefix,
+                    &node_id,
+                    hub.clone(),
+                    catch_up.clone(),
+                )
+                .await
+                .map_err(|e| ClusterError::Redis(e.to_string()))?;
+                let _ = redis_slot.set(redis.clone());
+                let heartbeat = Duration::from_secs(config.cluster.heartbeat_secs);
+                catch_up::spawn_reconciler(db.clone(), hub.clone(), catch_up, RECONCILE_EVERY);
+                Some(ClusterParts {
+                    presence: ClusterPresence::new(redis.keys.clone(), &node_id),
+                    registry: NodeRegistry::new(redis.keys.clone(), &node_id, heartbeat),
+                    redis,
+                    live_nodes: std::sync::Mutex::new((Vec::new(), None)),
+                    heartbeat,
+                })
+            }
+        };
         let manager = Arc::new(Self {
             node_id,
             address,
@@ -127,9 +141,15 @@ impl ClusterManager {
             writer,
             writer_task: std::sync::Mutex::new(Some(task)),
             presence: Presence::default(),
+            cluster,
             connections: ConnectionManager::new(&config.limits, global_limit),
             per_room: config.limits.per_room,
         });
+        if let Some(parts) = &manager.cluster {
+            // A previous run under this node id left presence behind: clean it up now.
+            manager.reap_node(&manager.node_id.clone()).await;
+            spawn_registry(Arc::downgrade(&manager), parts.heartbeat);
+        }
         let sweeper = Arc::downgrade(&manager);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(30));
@@ -142,7 +162,7 @@ impl ClusterManager {
                 metrics::gauge!("synctv_rooms_active").set(manager.hub.active_rooms() as f64);
             }
         });
-        manager
+        Ok(manager)
     }
 
     pub fn node_id(&self) -> &str {
@@ -172,7 +192,7 @@ impl ClusterManager {
         recover: Option<(Epoch, i64)>,
         make_joined: impl Fn(JoinView<'_>, &[Actor]) -> Bytes,
     ) -> Result<bool, JoinError> {
-        match self.presence.arrive(room, &member.actor, self.per_room) {
+        match self.arrive(room, &member.actor).await {
             Arrival::Full => {
                 Refusal::RoomFull.record();
                 return Err(JoinError::RoomFull);
@@ -186,11 +206,11 @@ impl ClusterManager {
                 match self.submit(change).await {
                     Ok(ChangeOutcome::Committed(_)) => {}
                     Ok(ChangeOutcome::Rejected(_)) => {
-                        self.presence.depart(room, &member.actor.user_id);
+                        self.depart_presence(room, &member.actor.user_id).await;
                         return Err(JoinError::NotFound);
                     }
                     Err(e) => {
-                        self.presence.depart(room, &member.actor.user_id);
+                        self.depart_presence(room, &member.actor.user_id).await;
                         return Err(e.into());
                     }
                 }
@@ -215,10 +235,15 @@ impl ClusterManager {
         recover: Option<(Epoch, i64)>,
         make_joined: &impl Fn(JoinView<'_>, &[Actor]) -> Bytes,
     ) -> Result<bool, JoinError> {
+        // Listen to the room's channel before reading its position, so that nothing
+        // committed elsewhere falls between the two.
+        if let Some(parts) = &self.cluster {
+            parts.redis.subscribe_room(room).await;
+        }
+        let members = self.member_list(room).await;
         let mut history: Vec<(i64, Bytes)> = Vec::new();
         // Each retry has more at hand; a handful covers any race with live publishes.
         for _ in 0..8 {
-            let members = self.presence.members(room);
             let recover_ref = recover.as_ref().map(|(e, s)| (e, *s));
             let outcome = self.hub.subscribe(
                 room,
@@ -268,7 +293,7 @@ impl ClusterManager {
     }
 
     async fn depart(&self, member: &Member, room: &RoomId) {
-        if self.presence.depart(room, &member.actor.user_id) {
+        if self.depart_presence(room, &member.actor.user_id).await {
             let change = RoomChange {
                 room: room.clone(),
                 by: Some(member.actor.clone()),
@@ -281,29 +306,165 @@ impl ClusterManager {
     }
 
     /// The room was archived under `member`: forget it without a `member_left`.
-    pub fn forget(&self, member: &Member, room: &RoomId) {
+    pub async fn forget(&self, member: &Member, room: &RoomId) {
         self.hub.unsubscribe(room, member.conn);
-        self.presence.depart(room, &member.actor.user_id);
+        self.depart_presence(room, &member.actor.user_id).await;
     }
 
-    /// Distinct users in `room` (across the cluster).
-    pub fn room_members(&self, room: &RoomId) -> usize {
+    /// Counts a connection's arrival: cluster-wide through Redis when it is up, else on
+    /// this node alone (degraded mode).
+    async fn arrive(&self, room: &RoomId, who: &Actor) -> Arrival {
+        let Some(parts) = self.cluster.as_ref().filter(|p| p.redis.is_up()) else {
+            return self.presence.arrive(room, who, self.per_room);
+        };
+        let local = self.presence.arrive(room, who, usize::MAX);
+        match parts
+            .presence
+            .arrive(&mut parts.redis.link(), room, who, self.per_room)
+            .await
+        {
+            Ok(Arrival::Full) => {
+                self.presence.depart(room, &who.user_id);
+                Arrival::Full
+            }
+            Ok(arrival) => arrival,
+            Err(e) => {
+                tracing::debug!(error = %e, "presence falls back to this node");
+                local
+            }
+        }
+    }
+
+    /// Counts a connection's departure; `true` when it was the user's last in the room.
+    async fn depart_presence(&self, room: &RoomId, user: &UserId) -> bool {
+        let last_here = self.presence.depart(room, user);
+        if last_here && self.presence.count(room) == 0 {
+            if let Some(parts) = &self.cluster {
+                parts.redis.unsubscribe_room(room).await;
+            }
+        }
+        let Some(parts) = self.cluster.as_ref().filter(|p| p.redis.is_up()) else {
+            return last_here;
+        };
+        match parts
+            .presence
+            .depart(&mut parts.redis.link(), room, user)
+            .await
+        {
+            Ok(last) => last,
+            Err(_) => last_here,
+        }
+    }
+
+    async fn member_list(&self, room: &RoomId) -> Vec<Actor> {
+        if let Some(parts) = self.cluster.as_ref().filter(|p| p.redis.is_up()) {
+            if let Ok(list) = parts.presence.members(&mut parts.redis.link(), room).await {
+                return list;
+            }
+        }
+        self.presence.members(room)
+    }
+
+    /// Distinct users in `room`, across the cluster (this node's alone while degraded).
+    pub async fn room_members(&self, room: &RoomId) -> usize {
+        if let Some(parts) = self.cluster.as_ref().filter(|p| p.redis.is_up()) {
+            if let Ok(count) = parts.presence.count(&mut parts.redis.link(), room).await {
+                return count;
+            }
+        }
         self.presence.count(room)
     }
 
     pub fn redis_status(&self) -> RedisStatus {
-        RedisStatus::Disabled
+        match &self.cluster {
+            None => RedisStatus::Disabled,
+            Some(parts) if parts.redis.is_up() => RedisStatus::Ok,
+            Some(_) => RedisStatus::Down,
+        }
     }
 
-    /// Live nodes: this one alone in single-node mode.
-    pub async fn nodes(&self) -> Vec<NodeInfo> {
-        vec![NodeInfo {
+    fn this_node(&self) -> NodeInfo {
+        NodeInfo {
             node_id: self.node_id.clone(),
             address: self.address.clone(),
             connections: self.connections.count(),
             rooms: self.hub.active_rooms(),
             last_seen: now_ms(),
-        }]
+        }
+    }
+
+    /// Live nodes: from the registry in cluster mode, this one alone otherwise.
+    pub async fn nodes(&self) -> Vec<NodeInfo> {
+        let Some(parts) = &self.cluster else {
+            return vec![self.this_node()];
+        };
+        let (mut nodes, scanned) = parts
+            .live_nodes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let fresh = scanned.is_some_and(|t| t.elapsed() < parts.heartbeat * 3);
+        if !fresh {
+            nodes.clear();
+        }
+        nodes.retain(|n| n.node_id != self.node_id);
+        nodes.push(self.this_node());
+        nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        nodes
+    }
+
+    /// One registry round: beat, list, and clean up after dead nodes.
+    async fn registry_round(&self) {
+        let Some(parts) = &self.cluster else { return };
+        let mut link = parts.redis.link();
+        if let Err(e) = parts.registry.beat(&mut link, &self.this_node()).await {
+            tracing::debug!(error = %e, "heartbeat failed");
+            return;
+        }
+        match parts.registry.scan(&mut link).await {
+            Ok((live, dead)) => {
+                *parts.live_nodes.lock().unwrap_or_else(|p| p.into_inner()) =
+                    (live, Some(Instant::now()));
+                for node in dead {
+                    if node != self.node_id
+                        && parts
+                            .registry
+                            .claim_reaping(&mut link, &node)
+                            .await
+                            .unwrap_or(false)
+                    {
+                        tracing::info!(node = %node, "a node died: removing its members");
+                        self.reap_node(&node).await;
+                        let _ = parts.registry.forget(&mut link, &node).await;
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "registry scan failed"),
+        }
+    }
+
+    /// Removes `node`'s presence and records `member_left` for the users only it held.
+    async fn reap_node(&self, node: &str) {
+        let Some(parts) = &self.cluster else { return };
+        let departed = match parts.presence.reap(&mut parts.redis.link(), node).await {
+            Ok(departed) => departed,
+            Err(e) => {
+                tracing::warn!(node = %node, error = %e, "cleaning up after a node failed");
+                return;
+            }
+        };
+        for (room, actors) in departed {
+            for actor in actors {
+                let change = RoomChange {
+                    room: room.clone(),
+                    by: None,
+                    kind: RoomChangeKind::MemberLeft(actor),
+                };
+                if let Err(e) = self.submit(change).await {
+                    tracing::warn!(room = %room, error = %e, "member_left of a dead node's user was not recorded");
+                }
+            }
+        }
     }
 
     /// Lets pending history writes finish; call after every connection has left.
@@ -320,4 +481,20 @@ impl ClusterManager {
             }
         }
     }
+}
+
+/// How often a cluster node checks the history for events Redis did not bring.
+const RECONCILE_EVERY: Duration = Duration::from_secs(2);
+
+fn spawn_registry(manager: std::sync::Weak<ClusterManager>, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let Some(manager) = manager.upgrade() else {
+                break;
+            };
+            manager.registry_round().await;
+        }
+    });
 }

@@ -15,6 +15,9 @@ pub enum ClusterError {
     /// The node is shutting down and takes no more changes.
     #[error("the node is shutting down")]
     ShuttingDown,
+    /// Redis could not be reached when the node started in cluster mode.
+    #[error("cannot reach redis: {0}")]
+    Redis(String),
     /// The database took longer than the contract's 10 s to answer.
     #[error("the database did not answer in time")]
     Timeout,

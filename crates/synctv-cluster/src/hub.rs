@@ -26,7 +26,8 @@ pub struct Delivery {
     pub room: RoomId,
     pub epoch: Epoch,
     pub seq: i64,
-    pub state: Arc<PlaybackState>,
+    /// The state right after the event; `None` for kinds that leave it unchanged.
+    pub state: Option<Arc<PlaybackState>>,
     /// The event's JSON text, shared by every member's queue.
     pub frame: Bytes,
     /// A `room_archived` event: members are removed after it.
@@ -116,24 +117,29 @@ impl RoomMessageHub {
         });
     }
 
-    /// Applies a committed event in seq order and queues it for every member.
+    /// Applies a committed event in seq order and queues it for every member. An event
+    /// for a room this node has no channel for opens one only if it carries the state.
     pub fn publish(&self, delivery: Delivery) -> PublishOutcome {
         let channel = {
             let mut rooms = lock(&self.rooms);
-            rooms
-                .entry(delivery.room.clone())
-                .or_insert_with(|| {
-                    Arc::new(Mutex::new(RoomChannel {
-                        epoch: delivery.epoch.clone(),
-                        last_seq: delivery.seq - 1,
-                        state: delivery.state.clone(),
-                        members: HashMap::new(),
-                        recent: VecDeque::new(),
-                        pending: BTreeMap::new(),
-                        touched: Instant::now(),
-                    }))
-                })
-                .clone()
+            match (rooms.get(&delivery.room), &delivery.state) {
+                (Some(channel), _) => channel.clone(),
+                (None, Some(state)) => rooms
+                    .entry(delivery.room.clone())
+                    .or_insert_with(|| {
+                        Arc::new(Mutex::new(RoomChannel {
+                            epoch: delivery.epoch.clone(),
+                            last_seq: delivery.seq - 1,
+                            state: state.clone(),
+                            members: HashMap::new(),
+                            recent: VecDeque::new(),
+                            pending: BTreeMap::new(),
+                            touched: Instant::now(),
+                        }))
+                    })
+                    .clone(),
+                (None, None) => return PublishOutcome::Duplicate,
+            }
         };
         let mut ch = lock(&channel);
         ch.touched = Instant::now();
@@ -252,6 +258,66 @@ impl RoomMessageHub {
         before - rooms.len()
     }
 
+    /// Jumps the room to a position read from the database when the events in between
+    /// cannot be handed over in order: each member gets `resync` (built by `notice`) and
+    /// then live events from `last_seq + 1`. The recent ring restarts, since it must stay
+    /// contiguous.
+    pub fn resync(
+        &self,
+        room: &RoomId,
+        epoch: Epoch,
+        last_seq: i64,
+        state: PlaybackState,
+        notice: impl Fn(&PlaybackState, i64) -> Bytes,
+    ) {
+        let Some(channel) = self.channel(room) else {
+            return;
+        };
+        let mut ch = lock(&channel);
+        if last_seq <= ch.last_seq {
+            return;
+        }
+        ch.epoch = epoch;
+        ch.last_seq = last_seq;
+        ch.state = Arc::new(state);
+        ch.recent.clear();
+        ch.pending.retain(|seq, _| *seq > last_seq);
+        let frame = notice(&ch.state, last_seq);
+        for outbox in ch.members.values() {
+            outbox.push(frame.clone(), Instant::now());
+        }
+        metrics::counter!("synctv_resyncs_total").increment(ch.members.len() as u64);
+        let ch = &mut *ch;
+        loop {
+            let wanted = ch.last_seq + 1;
+            let Some(next) = ch.pending.remove(&wanted) else {
+                break;
+            };
+            self.apply(ch, next);
+        }
+    }
+
+    /// Rooms with members on this node, with the last seq applied here.
+    pub fn member_rooms(&self) -> Vec<(RoomId, i64)> {
+        let rooms: Vec<(RoomId, Arc<Mutex<RoomChannel>>)> = lock(&self.rooms)
+            .iter()
+            .map(|(id, c)| (id.clone(), c.clone()))
+            .collect();
+        rooms
+            .into_iter()
+            .filter_map(|(id, channel)| {
+                let ch = lock(&channel);
+                (!ch.members.is_empty()).then_some((id, ch.last_seq))
+            })
+            .collect()
+    }
+
+    /// Whether `room` has events held back behind a gap.
+    pub fn has_gap(&self, room: &RoomId) -> bool {
+        self.channel(room)
+            .is_some_and(|c| !lock(&c).pending.is_empty())
+    }
+
     /// Rooms with at least one member on this node.
     pub fn active_rooms(&self) -> usize {
         lock(&self.rooms)
@@ -263,7 +329,9 @@ impl RoomMessageHub {
     fn apply(&self, ch: &mut RoomChannel, d: Delivery) -> usize {
         ch.last_seq = d.seq;
         ch.epoch = d.epoch.clone();
-        ch.state = d.state.clone();
+        if let Some(state) = &d.state {
+            ch.state = state.clone();
+        }
         if ch.recent.len() == self.recent_capacity {
             ch.recent.pop_front();
         }

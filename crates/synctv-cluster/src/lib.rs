@@ -7,17 +7,25 @@
 //! - [`Outbox`]: a connection's bounded outbound queue; overflow means `reconnect`.
 //! - [`ConnectionManager`]: admission limits and the refusal counters.
 //! - [`presence`], [`rate_limit`]: per-user presence and the per-connection token bucket.
+//! - [`redis`]: cluster mode: events between nodes, presence across nodes;
+//!   [`node_registry`]: heartbeats and dead-node cleanup; [`catch_up`]: filling gaps from
+//!   the durable history; [`deduplicator`]: the LRU of recently seen events.
 //!
 //! This crate knows nothing of HTTP or WebSockets.
 
+pub mod catch_up;
 pub mod cluster_manager;
 pub mod connection_manager;
+pub mod deduplicator;
 pub mod error;
+pub mod fan_out;
 pub mod history_writer;
 pub mod hub;
+pub mod node_registry;
 pub mod outbox;
 pub mod presence;
 pub mod rate_limit;
+pub mod redis;
 
 pub use cluster_manager::{ClusterManager, JoinError, Member, NodeInfo, RedisStatus};
 pub use connection_manager::{ConnectionManager, ConnectionPermit, Refusal};

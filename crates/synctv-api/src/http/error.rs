@@ -113,6 +113,7 @@ impl From<ClusterError> for ApiError {
             ClusterError::Unavailable(_) | ClusterError::Timeout => {
                 ApiError::Unavailable("the database is unavailable".into())
             }
+            ClusterError::Redis(_) => ApiError::Unavailable("redis is unavailable".into()),
         }
     }
 }

@@ -104,7 +104,7 @@ async fn list_rooms(
         .await?
         .ok_or_else(bad_cursor)?;
     Ok(Json(RoomList {
-        rooms: page.rooms.iter().map(|r| room_view(&ctx, r)).collect(),
+        rooms: futures_util::future::join_all(page.rooms.iter().map(|r| room_view(&ctx, r))).await,
         next_cursor: page.next_cursor.map(|c| c.encode()),
     }))
 }
@@ -114,7 +114,7 @@ async fn get_room(
     Path(id): Path<String>,
 ) -> Result<Json<Room>, ApiError> {
     let record = live_room(&ctx, &RoomId::from(id)).await?;
-    Ok(Json(room_view(&ctx, &record)))
+    Ok(Json(room_view(&ctx, &record).await))
 }
 
 /// Archives the room: it leaves listings, its members get `room_archived` and are
@@ -227,8 +227,8 @@ async fn live_room(ctx: &ApiContext, id: &RoomId) -> Result<RoomRecord, ApiError
     }
 }
 
-fn room_view(ctx: &ApiContext, record: &RoomRecord) -> Room {
-    record.to_room(ctx.cluster.room_members(&record.id))
+async fn room_view(ctx: &ApiContext, record: &RoomRecord) -> Room {
+    record.to_room(ctx.cluster.room_members(&record.id).await)
 }
 
 fn in_range(key: &str, value: u32, min: u32, max: u32) -> Result<u32, ApiError> {

@@ -166,7 +166,7 @@ impl Session {
                 }
                 Outbound::RoomClosed(room) => {
                     if self.rooms.remove(&room).is_some() {
-                        self.ctx.cluster.forget(&self.member, &room);
+                        self.ctx.cluster.forget(&self.member, &room).await;
                     }
                 }
             }

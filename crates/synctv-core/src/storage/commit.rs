@@ -215,6 +215,32 @@ impl Database {
     }
 }
 
+impl Database {
+    /// The last seq of each of `rooms` (unknown rooms are left out).
+    pub async fn last_seqs(&self, rooms: &[RoomId]) -> Result<Vec<(RoomId, i64)>, StorageError> {
+        let mut out = Vec::with_capacity(rooms.len());
+        // Chunks keep the statement small; a node serves at most a few thousand rooms.
+        for chunk in rooms.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT room_id, last_seq FROM room_state WHERE room_id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for room in chunk {
+                query = query.bind(room.as_str());
+            }
+            for row in query.fetch_all(self.pool()).await? {
+                out.push((
+                    RoomId::from(column::<String>(&row, "room_id")?),
+                    column(&row, "last_seq")?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
 async fn insert_events(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     events: &[Event],
