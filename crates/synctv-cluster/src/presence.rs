@@ -5,9 +5,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use synctv_core::{Actor, RoomId, UserId};
 
+/// A room's present users: id -> (name, connections).
+type RoomUsers = HashMap<UserId, (String, usize)>;
+
 #[derive(Default)]
 pub struct Presence {
-    rooms: Mutex<HashMap<RoomId, HashMap<UserId, (String, usize)>>>,
+    rooms: Mutex<HashMap<RoomId, RoomUsers>>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -21,9 +24,7 @@ pub enum Arrival {
 }
 
 impl Presence {
-    fn rooms(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<RoomId, HashMap<UserId, (String, usize)>>> {
+    fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, RoomUsers>> {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -73,7 +73,7 @@ async fn oversize_messages_are_too_large_at_65537_bytes(backend: Backend) {
     // A message of exactly 65,536 bytes passes the size check (and then fails as a chat
     // that is too long); one byte more is too_large.
     let frame = |size: usize| {
-        let head = format!(r#"{{"type":"ping","id":1,"pad":""#);
+        let head = r#"{"type":"ping","id":1,"pad":""#;
         let tail = r#""}"#;
         format!("{head}{}{tail}", "x".repeat(size - head.len() - tail.len()))
     };
