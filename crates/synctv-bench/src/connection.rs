@@ -181,10 +181,11 @@ pub enum Out {
 /// The connection's one task: feed every text frame to `stats` and write what arrives on
 /// `rx`, until either side closes. Ends with a WebSocket close when asked to.
 pub async fn drive(mut ws: Ws, mut rx: mpsc::Receiver<Out>, stats: Arc<Stats>) {
+    let mut last_seq = 0;
     loop {
         tokio::select! {
             frame = ws.next() => match frame {
-                Some(Ok(Message::Text(text))) => stats.on_frame(text.as_str()),
+                Some(Ok(Message::Text(text))) => stats.on_frame(text.as_str(), &mut last_seq),
                 Some(Ok(Message::Close(_))) | None => {
                     stats.on_closed("closed_by_server");
                     return;

@@ -43,6 +43,8 @@ pub struct ServerFrame<'a> {
     /// The event kind for `event` frames (`chat`, `member_joined`, ...).
     #[serde(default, rename = "kind", borrow)]
     pub event_kind: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub seq: Option<u64>,
     #[serde(default, borrow)]
     pub data: Option<EventData<'a>>,
     #[serde(default, borrow)]
@@ -147,6 +149,7 @@ mod tests {
             "by":{"user_id":"u","name":"n"},"data":{"text":"b:1:2:x"},"server_time":1}"#;
         let f = ServerFrame::parse(ev).unwrap();
         assert_eq!(f.chat_text(), Some("b:1:2:x"));
+        assert_eq!(f.seq, Some(5));
         let err = r#"{"type":"error","id":9,"code":"rate_limited","message":"slow"}"#;
         let f = ServerFrame::parse(err).unwrap();
         assert_eq!(f.kind, "error");

@@ -30,6 +30,8 @@ struct Inner {
     reconnects: BTreeMap<String, u64>,
     closed: BTreeMap<String, u64>,
     unparsable: u64,
+    seq_gaps: u64,
+    seq_backwards: u64,
 }
 
 /// A copy of the counters at one moment, for the report.
@@ -43,6 +45,10 @@ pub struct Snapshot {
     pub reconnects: BTreeMap<String, u64>,
     pub closed: BTreeMap<String, u64>,
     pub unparsable: u64,
+    /// Events whose seq skipped ahead of the last one the same connection saw.
+    pub seq_gaps: u64,
+    /// Events whose seq was not above the last one the same connection saw.
+    pub seq_backwards: u64,
 }
 
 #[derive(Debug)]
@@ -69,6 +75,8 @@ impl Stats {
                 reconnects: BTreeMap::new(),
                 closed: BTreeMap::new(),
                 unparsable: 0,
+                seq_gaps: 0,
+                seq_backwards: 0,
             }),
         }
     }
@@ -90,15 +98,27 @@ impl Stats {
         s.reconnects.clear();
         s.closed.clear();
         s.unparsable = 0;
+        s.seq_gaps = 0;
+        s.seq_backwards = 0;
     }
 
-    pub fn on_frame(&self, text: &str) {
+    /// Record one text frame of a connection joined to one room; `last_seq` is that
+    /// connection's last event seq (0 before any), checked and moved on here.
+    pub fn on_frame(&self, text: &str, last_seq: &mut u64) {
         let now = clock::now_nanos();
         let Ok(frame) = ServerFrame::parse(text) else {
             self.lock().unparsable += 1;
             return;
         };
         let mut s = self.lock();
+        if let (true, Some(seq)) = (frame.kind == "event", frame.seq) {
+            if *last_seq != 0 && seq <= *last_seq {
+                s.seq_backwards += 1;
+            } else if *last_seq != 0 && seq > *last_seq + 1 {
+                s.seq_gaps += 1;
+            }
+            *last_seq = (*last_seq).max(seq);
+        }
         let (start, end) = s.window;
         let in_window = |sent: u64| sent >= start && sent < end;
         match frame.kind.as_ref() {
@@ -141,8 +161,10 @@ impl Stats {
         *self.lock().errors.entry(code.to_string()).or_default() += 1;
     }
 
-    pub fn delivered(&self) -> u64 {
-        self.lock().delivered
+    /// Whether the window's `deliveries` and `acks` have all arrived.
+    pub fn all_in(&self, deliveries: u64, acks: u64) -> bool {
+        let s = self.lock();
+        s.delivered >= deliveries && s.acked >= acks
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -156,6 +178,8 @@ impl Stats {
             reconnects: s.reconnects.clone(),
             closed: s.closed.clone(),
             unparsable: s.unparsable,
+            seq_gaps: s.seq_gaps,
+            seq_backwards: s.seq_backwards,
         }
     }
 }
@@ -171,28 +195,38 @@ mod tests {
     use super::*;
     use crate::protocol::encode_payload;
 
-    fn chat_event(text: &str) -> String {
+    fn chat_event(seq: u64, text: &str) -> String {
         format!(
-            r#"{{"type":"event","room":"r","epoch":"e","seq":1,"kind":"chat","by":null,"data":{{"text":"{text}"}},"server_time":0}}"#
+            r#"{{"type":"event","room":"r","epoch":"e","seq":{seq},"kind":"chat","by":null,"data":{{"text":"{text}"}},"server_time":0}}"#
         )
     }
 
     #[test]
     fn counts_only_events_sent_in_the_window() {
         let stats = Stats::new();
+        let seq = &mut 0;
         let now = clock::now_nanos();
         stats.reset(now - 1_000_000_000, now + 1_000_000_000);
-        stats.on_frame(&chat_event(&encode_payload(1, now - 2_000_000, 40)));
-        stats.on_frame(&chat_event(&encode_payload(1, now - 5_000_000_000, 40)));
-        stats.on_frame(&chat_event("hello"));
-        stats.on_frame(r#"{"type":"error","code":"rate_limited","message":"x"}"#);
-        stats.on_frame(r#"{"type":"reconnect","reason":"shutdown","after_ms":10}"#);
-        stats.on_frame("not json");
+        stats.on_frame(&chat_event(1, &encode_payload(1, now - 2_000_000, 40)), seq);
+        stats.on_frame(
+            &chat_event(2, &encode_payload(1, now - 5_000_000_000, 40)),
+            seq,
+        );
+        stats.on_frame(&chat_event(3, "hello"), seq);
+        stats.on_frame(
+            r#"{"type":"error","code":"rate_limited","message":"x"}"#,
+            seq,
+        );
+        stats.on_frame(
+            r#"{"type":"reconnect","reason":"shutdown","after_ms":10}"#,
+            seq,
+        );
+        stats.on_frame("not json", seq);
         let ack = format!(
             r#"{{"type":"ack","id":{},"room":"r","seq":1}}"#,
             chat_id(now)
         );
-        stats.on_frame(&ack);
+        stats.on_frame(&ack, seq);
         let snap = stats.snapshot();
         assert_eq!(snap.delivered, 1);
         assert_eq!(snap.acked, 1);
@@ -201,5 +235,17 @@ mod tests {
         assert_eq!(snap.errors.get("rate_limited"), Some(&1));
         assert_eq!(snap.reconnects.get("shutdown"), Some(&1));
         assert_eq!(snap.unparsable, 1);
+        assert_eq!((snap.seq_gaps, snap.seq_backwards), (0, 0));
+    }
+
+    #[test]
+    fn seq_gaps_and_reorders_are_counted() {
+        let stats = Stats::new();
+        let seq = &mut 0;
+        for n in [10, 11, 13, 12, 14] {
+            stats.on_frame(&chat_event(n, "x"), seq);
+        }
+        let snap = stats.snapshot();
+        assert_eq!((snap.seq_gaps, snap.seq_backwards), (1, 1));
     }
 }

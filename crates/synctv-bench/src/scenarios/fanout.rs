@@ -78,6 +78,10 @@ pub async fn setup(
         bail!("--rooms and --members must be at least 1");
     }
     let n = load.rooms * load.members;
+    let limit = crate::proc_stats::raise_nofile_limit() as usize;
+    if n + 256 > limit {
+        bail!("{n} connections do not fit in this process's file limit of {limit}");
+    }
     let spec = FleetSpec {
         rooms: load.rooms,
         room_size: load.members,

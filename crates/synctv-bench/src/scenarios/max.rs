@@ -51,7 +51,7 @@ struct MaxReport {
 /// Why a window does not hold, if it does not.
 fn failure(w: &WindowReport, budget_ms: f64) -> Option<String> {
     let errors: u64 = w.errors.values().sum();
-    if w.lost > 0 {
+    if w.lost > 0 || w.seq_gaps > 0 || w.seq_backwards > 0 {
         Some(format!(
             "{} deliveries lost at {} events/s",
             w.lost, w.target_rate

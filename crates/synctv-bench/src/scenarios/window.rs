@@ -38,6 +38,11 @@ pub struct WindowReport {
     pub expected_deliveries: u64,
     pub delivered: u64,
     pub lost: u64,
+    /// Deliveries beyond the expected ones (duplicates), if any.
+    pub extra: u64,
+    /// Events a connection saw with a seq skipping ahead, or not going up.
+    pub seq_gaps: u64,
+    pub seq_backwards: u64,
     pub deliveries_per_sec: f64,
     pub latency: Percentiles,
     pub ack_latency: Percentiles,
@@ -110,7 +115,7 @@ pub async fn run(
 
     let expected = sent_in_window * fleet.room_size as u64;
     let drain_until = tokio::time::Instant::now() + Duration::from_secs_f64(spec.drain_secs);
-    while stats.delivered() < expected && tokio::time::Instant::now() < drain_until {
+    while !stats.all_in(expected, sent_in_window) && tokio::time::Instant::now() < drain_until {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let snap = stats.snapshot();
@@ -129,6 +134,9 @@ pub async fn run(
         expected_deliveries: expected,
         delivered: snap.delivered,
         lost: expected.saturating_sub(snap.delivered),
+        extra: snap.delivered.saturating_sub(expected),
+        seq_gaps: snap.seq_gaps,
+        seq_backwards: snap.seq_backwards,
         deliveries_per_sec: round3(snap.delivered as f64 / spec.duration_secs),
         latency: snap.e2e,
         ack_latency: snap.ack,
