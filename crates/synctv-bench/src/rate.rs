@@ -66,6 +66,12 @@ pub fn due(elapsed_nanos: u64, rate: f64) -> u64 {
     (elapsed_nanos as f64 * rate / 1e9).floor() as u64
 }
 
+/// Nanoseconds after the start at which send number `n` (counting from 1) is due: the
+/// inverse of `due`.
+pub fn nanos_until(n: u64, rate: f64) -> u64 {
+    (n as f64 * 1e9 / rate).ceil() as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +115,16 @@ mod tests {
         assert_eq!(due(999_999, 1000.0), 0);
         assert_eq!(due(1_000_000, 1000.0), 1);
         assert_eq!(due(2_500_000_000, 200.0), 500);
+    }
+
+    #[test]
+    fn nanos_until_inverts_due() {
+        for rate in [1.0, 7.0, 1000.0, 33_333.0] {
+            for n in [1u64, 2, 10, 12_345] {
+                let at = nanos_until(n, rate);
+                assert_eq!(due(at, rate), n, "rate {rate} n {n}");
+                assert_eq!(due(at - 1, rate), n - 1, "rate {rate} n {n}");
+            }
+        }
     }
 }

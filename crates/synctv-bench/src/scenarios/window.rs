@@ -13,7 +13,6 @@ use crate::stats::{chat_id, Stats};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tokio::time::MissedTickBehavior;
 
 #[derive(Debug, Clone)]
 pub struct WindowSpec {
@@ -76,11 +75,13 @@ pub async fn run(
     stats.reset(start, end);
 
     let mut probe: Option<Probe> = None;
-    let mut ticker = tokio::time::interval(Duration::from_millis(1));
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let (mut scheduled, mut sent_in_window, mut next) = (0u64, 0u64, 0usize);
     loop {
-        ticker.tick().await;
+        // Wake for the next due send (the timer's grain is 1 ms, so at most 1000 wakes/s),
+        // and at least every 10 ms to start the probe on time.
+        let next_due = t0 + rate::nanos_until(scheduled + 1, spec.rate);
+        let wait = next_due.saturating_sub(clock::now_nanos()).min(10_000_000);
+        tokio::time::sleep(Duration::from_nanos(wait)).await;
         let now = clock::now_nanos();
         if probe.is_none() && now >= start {
             probe = Some(Probe::start(server_pids));
