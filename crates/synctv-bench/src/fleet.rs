@@ -136,6 +136,10 @@ pub async fn connect(prepared: Prepared, targets: &[Target], stats: &Arc<Stats>)
                 connected += 1;
             }
             Err(e) => {
+                if failed == 0 {
+                    let node = &targets[(spec.offset + i) % targets.len()].base;
+                    eprintln!("first connect/join failure (connection {i}, {node}): {e}");
+                }
                 stats.on_error(&format!("connect_{}", e.code()));
                 failed += 1;
             }
