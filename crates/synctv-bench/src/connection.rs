@@ -204,10 +204,22 @@ pub async fn drive(mut ws: Ws, mut rx: mpsc::Receiver<Out>, stats: Arc<Stats>) {
                     }
                 }
                 Some(Out::Close) | None => {
-                    let _ = ws.close(None).await;
+                    close_gracefully(&mut ws).await;
                     return;
                 }
             },
         }
     }
+}
+
+/// Send a close and wait (briefly) for the server's, so the server ends the TCP connection
+/// first and the bench's ephemeral ports are not left in TIME_WAIT for the next run.
+pub async fn close_gracefully(ws: &mut Ws) {
+    if ws.close(None).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
 }

@@ -12,10 +12,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
-/// Past this many connections in one run, source addresses spread over 127.0.0.x
-/// (one source address has about 28k ephemeral ports).
-pub const SOURCE_SPREAD_ABOVE: usize = 28_000;
+/// Connections per source address once spreading (one address has about 28k ephemeral
+/// ports, some of which other programs or TIME_WAIT may hold).
 const PER_SOURCE: usize = 25_000;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,8 @@ pub struct FleetSpec {
     /// (they differ from 0 and `rooms * room_size` in idle worker processes).
     pub offset: usize,
     pub total: usize,
+    /// Past this many connections in the run, spread source addresses (see `source_ip`).
+    pub spread_above: usize,
 }
 
 pub struct Fleet {
@@ -42,15 +44,23 @@ pub struct Fleet {
     pub room_size: usize,
     /// The queue of each connection's task; `None` where connect or join failed.
     pub conns: Vec<Option<mpsc::Sender<Out>>>,
+    tasks: Vec<JoinHandle<()>>,
     pub connected: usize,
     pub failed: usize,
     /// Wall time of the connect + join phase alone (tokens and rooms excluded).
     pub connect_secs: f64,
 }
 
-/// The source address for global connection `index` of `total`, when spreading is needed.
-pub fn source_ip(index: usize, total: usize, target: &Target) -> Option<IpAddr> {
-    if total <= SOURCE_SPREAD_ABOVE || !target.addr.ip().is_loopback() || !target.addr.is_ipv4() {
+/// The source address for global connection `index` of `total` to a loopback `target`:
+/// none (the kernel's choice) up to `spread_above` connections, else 127.0.0.2, .3, ...
+/// in turn, one per started `PER_SOURCE` connections.
+pub fn source_ip(
+    index: usize,
+    total: usize,
+    spread_above: usize,
+    target: &Target,
+) -> Option<IpAddr> {
+    if total <= spread_above || !target.addr.ip().is_loopback() || !target.addr.is_ipv4() {
         return None;
     }
     let sources = total.div_ceil(PER_SOURCE);
@@ -120,18 +130,19 @@ pub async fn connect(prepared: Prepared, targets: &[Target], stats: &Arc<Stats>)
     let mut joined = stream::iter(0..n)
         .map(|i| {
             let target = &targets[(spec.offset + i) % targets.len()];
-            let source = source_ip(spec.offset + i, spec.total, target);
+            let source = source_ip(spec.offset + i, spec.total, spec.spread_above, target);
             let room = &room_ids[i / spec.room_size];
             let token = &tokens[i];
             async move { (i, connect_and_join(target, token, source, room).await) }
         })
         .buffer_unordered(spec.concurrency.max(1));
     let (mut connected, mut failed) = (0, 0);
+    let mut tasks = Vec::with_capacity(n);
     while let Some((i, result)) = joined.next().await {
         match result {
             Ok(ws) => {
                 let (tx, rx) = mpsc::channel(16);
-                tokio::spawn(connection::drive(ws, rx, stats.clone()));
+                tasks.push(tokio::spawn(connection::drive(ws, rx, stats.clone())));
                 conns[i] = Some(tx);
                 connected += 1;
             }
@@ -151,6 +162,7 @@ pub async fn connect(prepared: Prepared, targets: &[Target], stats: &Arc<Stats>)
         room_ids,
         room_size: spec.room_size,
         conns,
+        tasks,
         connected,
         failed,
         connect_secs,
@@ -169,12 +181,14 @@ async fn connect_and_join(
 }
 
 impl Fleet {
-    /// Ask every connection to close, and give the closes a moment to leave.
+    /// Close every connection gracefully (see `connection::close_gracefully`), waiting at
+    /// most a few seconds in all.
     pub async fn close(self) {
         for tx in self.conns.into_iter().flatten() {
             let _ = tx.try_send(Out::Close);
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let all = futures_util::future::join_all(self.tasks);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), all).await;
     }
 }
 
@@ -188,16 +202,29 @@ mod tests {
 
     #[test]
     fn no_spreading_below_the_threshold() {
-        assert_eq!(source_ip(5, 1000, &target("127.0.0.1:8080")), None);
+        assert_eq!(source_ip(5, 1000, 28_000, &target("127.0.0.1:8080")), None);
     }
 
     #[test]
     fn spreading_round_robins_over_loopback_sources() {
         let t = target("127.0.0.1:8080");
         let total = 60_000; // three sources
-        assert_eq!(source_ip(0, total, &t), Some("127.0.0.2".parse().unwrap()));
-        assert_eq!(source_ip(1, total, &t), Some("127.0.0.3".parse().unwrap()));
-        assert_eq!(source_ip(3, total, &t), Some("127.0.0.2".parse().unwrap()));
-        assert_eq!(source_ip(0, total, &target("10.0.0.1:8080")), None);
+        assert_eq!(
+            source_ip(0, total, 28_000, &t),
+            Some("127.0.0.2".parse().unwrap())
+        );
+        assert_eq!(
+            source_ip(1, total, 28_000, &t),
+            Some("127.0.0.3".parse().unwrap())
+        );
+        assert_eq!(
+            source_ip(3, total, 28_000, &t),
+            Some("127.0.0.2".parse().unwrap())
+        );
+        assert_eq!(source_ip(0, total, 28_000, &target("10.0.0.1:8080")), None);
+        assert_eq!(
+            source_ip(0, 100, 50, &t),
+            Some("127.0.0.2".parse().unwrap())
+        );
     }
 }

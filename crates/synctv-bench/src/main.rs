@@ -43,6 +43,10 @@ struct Cli {
     /// Print the report as one JSON line.
     #[arg(long, global = true)]
     json: bool,
+    /// Past this many connections in one run, bind client sockets to 127.0.0.2, .3, ...
+    /// (one source address has about 28k ephemeral ports, fewer when others hold some).
+    #[arg(long, global = true, default_value_t = 28_000)]
+    spread_sources_above: usize,
     /// Worker threads (default: a current-thread runtime).
     #[arg(long, global = true)]
     threads: Option<usize>,
@@ -90,6 +94,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         api: http::Api::new()?,
         targets,
         server_pids: cli.server_pids,
+        spread_sources_above: cli.spread_sources_above,
         prefix: format!(
             "b{}t{}-",
             std::process::id(),

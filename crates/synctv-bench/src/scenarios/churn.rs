@@ -99,13 +99,7 @@ async fn cycle(
     let t = Instant::now();
     connection::request(&mut ws, &ClientMsg::Leave { id: 2, room }, 2, "left").await?;
     let leave_us = micros(t);
-    // Close, then wait for the server's close so the server ends the TCP connection first
-    // and the bench's ephemeral ports are not held in TIME_WAIT.
-    ws.close(None).await?;
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
+    connection::close_gracefully(&mut ws).await;
     let mut s = tally.lock().unwrap_or_else(|e| e.into_inner());
     s.leave.saturating_record(leave_us);
     s.cycle.saturating_record(micros(begin));
@@ -151,6 +145,7 @@ pub async fn run(ctx: &Ctx, args: &ChurnArgs, json: bool) -> anyhow::Result<()> 
         errors: BTreeMap::new(),
     }));
     let expected_total = (args.rate * args.duration_secs).ceil() as usize;
+    let ctx_spread = ctx.spread_sources_above;
     let tokens = Arc::new(tokens);
     let rooms = Arc::new(rooms);
     let targets = Arc::new(ctx.targets.clone());
@@ -186,7 +181,7 @@ pub async fn run(ctx: &Ctx, args: &ChurnArgs, json: bool) -> anyhow::Result<()> 
             );
             tokio::spawn(async move {
                 let target = &targets[k % targets.len()];
-                let source = source_ip(k, expected_total, target);
+                let source = source_ip(k, expected_total, ctx_spread, target);
                 let result = cycle(
                     target,
                     &tokens[k % tokens.len()],

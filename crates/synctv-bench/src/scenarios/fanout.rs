@@ -89,6 +89,7 @@ pub async fn setup(
         concurrency: load.concurrency,
         offset: 0,
         total: n,
+        spread_above: ctx.spread_sources_above,
     };
     eprintln!("setup: {n} guest users and {} rooms", load.rooms);
     let prepared = fleet::prepare(&ctx.api, &ctx.targets, &spec)

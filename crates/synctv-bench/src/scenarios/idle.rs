@@ -115,6 +115,7 @@ async fn prepare_share(
         concurrency: args.concurrency,
         offset,
         total,
+        spread_above: ctx.spread_sources_above,
     };
     fleet::prepare(&ctx.api, &ctx.targets, &spec)
         .await
@@ -183,7 +184,9 @@ async fn with_workers(
         for url in ctx.node_urls() {
             cmd.arg("--url").arg(url);
         }
-        cmd.arg("idle")
+        cmd.arg("--spread-sources-above")
+            .arg(ctx.spread_sources_above.to_string())
+            .arg("idle")
             .args(["--worker", "--connections", &n.to_string()])
             .args(["--room-size", &args.room_size.to_string()])
             .args(["--concurrency", &concurrency.to_string()])

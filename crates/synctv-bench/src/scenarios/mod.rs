@@ -17,6 +17,8 @@ pub struct Ctx {
     pub targets: Vec<Target>,
     pub server_pids: Vec<u32>,
     pub prefix: String,
+    /// Past this many connections in a run, source addresses spread over 127.0.0.x.
+    pub spread_sources_above: usize,
 }
 
 impl Ctx {
