@@ -1,0 +1,284 @@
+//! `TestCluster`: n real `synctv` processes in cluster mode on one fresh Postgres
+//! database, sharing a JWT secret, heartbeat 1 s, node ids `node-0..`; and helpers in the
+//! contract's terms (guests, rooms, the durable history, the node list, `/ready`).
+
+use crate::postgres::PostgresServer;
+use crate::process::SynctvProcess;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Seconds between heartbeats in every test cluster.
+pub const HEARTBEAT_SECS: u64 = 1;
+
+/// The shared secret of every test cluster (at least 16 bytes).
+const JWT_SECRET: &str = "cluster-tests-shared-secret-0123456789";
+
+pub struct TestCluster {
+    /// `None` once the node was killed.
+    nodes: Vec<Option<SynctvProcess>>,
+    env: Vec<Vec<(&'static str, String)>>,
+    pub database_url: String,
+    client: reqwest::Client,
+}
+
+/// A guest as `POST /api/v1/auth/guest` made it.
+#[derive(Clone, Debug)]
+pub struct Guest {
+    pub user_id: String,
+    pub name: String,
+    pub token: String,
+}
+
+impl TestCluster {
+    /// `n` nodes; node `i` reaches Redis at `redis_url_for_node(i)`.
+    pub async fn start(n: usize, redis_url_for_node: impl Fn(usize) -> String) -> TestCluster {
+        Self::start_with(n, redis_url_for_node, &[]).await
+    }
+
+    /// Like `start`, with extra `SYNCTV__…` settings on every node.
+    pub async fn start_with(
+        n: usize,
+        redis_url_for_node: impl Fn(usize) -> String,
+        extra: &[(&'static str, String)],
+    ) -> TestCluster {
+        let database_url = PostgresServer::get().create_database().await;
+        let env: Vec<Vec<(&'static str, String)>> = (0..n)
+            .map(|i| {
+                let mut env = vec![
+                    ("SYNCTV__DATABASE__URL", database_url.clone()),
+                    ("SYNCTV__REDIS__URL", redis_url_for_node(i)),
+                    ("SYNCTV__AUTH__JWT_SECRET", JWT_SECRET.to_owned()),
+                    ("SYNCTV__CLUSTER__NODE_ID", format!("node-{i}")),
+                    ("SYNCTV__CLUSTER__HEARTBEAT_SECS", HEARTBEAT_SECS.to_string()),
+                    ("SYNCTV__LIMITS__MESSAGES_PER_SECOND", "1000".to_owned()),
+                    ("SYNCTV__SERVER__DRAIN_SECS", "2".to_owned()),
+                ];
+                env.extend(extra.iter().cloned());
+                env
+            })
+            .collect();
+        let mut cluster = TestCluster {
+            nodes: Vec::new(),
+            env,
+            database_url,
+            client: reqwest::Client::new(),
+        };
+        // The first node runs the migrations alone; the others start together.
+        let first = SynctvProcess::start(&cluster.env[0]).await;
+        let rest = futures_util::future::join_all(
+            cluster.env[1..]
+                .iter()
+                .map(|env| SynctvProcess::start(env)),
+        )
+        .await;
+        cluster.nodes.push(Some(first));
+        cluster.nodes.extend(rest.into_iter().map(Some));
+        cluster
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Node `i`; panics if it was killed.
+    pub fn node(&self, i: usize) -> &SynctvProcess {
+        self.nodes[i].as_ref().expect("that node was killed")
+    }
+
+    pub fn ws_url(&self, i: usize) -> String {
+        self.node(i).ws_url()
+    }
+
+    /// The indexes of the nodes still running.
+    pub fn live(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].is_some())
+            .collect()
+    }
+
+    /// `kill -9` of node `i`.
+    pub fn kill9(&mut self, i: usize) {
+        if let Some(mut node) = self.nodes[i].take() {
+            node.kill9();
+        }
+    }
+
+    pub async fn get(&self, node: usize, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.node(node).url(path))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A new guest made on `node`.
+    pub async fn guest(&self, node: usize, name: &str) -> Guest {
+        let resp = self
+            .client
+            .post(self.node(node).url("/api/v1/auth/guest"))
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let body: Value = resp.json().await.unwrap();
+        Guest {
+            user_id: body["user_id"].as_str().unwrap().into(),
+            name: body["name"].as_str().unwrap().into(),
+            token: body["token"].as_str().unwrap().into(),
+        }
+    }
+
+    /// `POST /api/v1/rooms` on `node`; the Room (panics unless 201).
+    pub async fn create_room(&self, node: usize, token: &str, body: Value) -> Value {
+        let resp = self
+            .client
+            .post(self.node(node).url("/api/v1/rooms"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        resp.json().await.unwrap()
+    }
+
+    /// A new room named `name` made by `owner` on `node`; its id.
+    pub async fn room(&self, node: usize, owner: &Guest, name: &str) -> String {
+        self.create_room(node, &owner.token, json!({ "name": name }))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// `GET /api/v1/rooms/{id}` on `node` (panics unless 200).
+    pub async fn get_room(&self, node: usize, room: &str) -> Value {
+        let resp = self.get(node, &format!("/api/v1/rooms/{room}")).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json().await.unwrap()
+    }
+
+    /// The room's whole durable history, oldest first, read from the first live node.
+    pub async fn history(&self, room: &str) -> Vec<Value> {
+        let node = self.live()[0];
+        let mut events = Vec::new();
+        let mut after = 0;
+        loop {
+            let resp = self
+                .get(
+                    node,
+                    &format!("/api/v1/rooms/{room}/events?after={after}&limit=1000"),
+                )
+                .await;
+            assert_eq!(resp.status(), StatusCode::OK);
+            let page: Value = resp.json().await.unwrap();
+            events.extend(page["events"].as_array().unwrap().iter().cloned());
+            match page["next_after"].as_i64() {
+                Some(next) => after = next,
+                None => return events,
+            }
+        }
+    }
+
+    /// `GET /api/v1/cluster/nodes` on `node`: the live nodes it lists.
+    pub async fn nodes(&self, node: usize) -> Vec<Value> {
+        let resp = self.get(node, "/api/v1/cluster/nodes").await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body: Value = resp.json().await.unwrap();
+        body["nodes"].as_array().expect("a nodes array").clone()
+    }
+
+    /// The node ids `node` lists, sorted.
+    pub async fn node_ids(&self, node: usize) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .nodes(node)
+            .await
+            .iter()
+            .map(|n| n["node_id"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// `GET /ready` on `node`: the status code and the body.
+    pub async fn ready(&self, node: usize) -> (StatusCode, Value) {
+        let resp = self.get(node, "/ready").await;
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// `node-0`, `node-1`, … for the first `n` nodes.
+pub fn node_ids(range: impl IntoIterator<Item = usize>) -> Vec<String> {
+    range.into_iter().map(|i| format!("node-{i}")).collect()
+}
+
+/// Polls `check` until it answers `Some`, or panics naming `what` after `patience`.
+pub async fn wait_for<T, F, Fut>(patience: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + patience;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {patience:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The history's invariants: seqs 1, 2, 3, … with no gap and no repeat, and every acked
+/// `(seq, text)` present at that seq; each chat text appears at most once (a chat that was
+/// sent but never acked may be absent, never doubled).
+pub fn check_history(history: &[Value], acked: &[(i64, String)]) {
+    let seqs: Vec<i64> = history.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    let expected: Vec<i64> = (1..=seqs.len() as i64).collect();
+    assert_eq!(seqs, expected, "the history has a gap or a repeated seq");
+    let mut texts: HashMap<&str, i64> = HashMap::new();
+    for event in history.iter().filter(|e| e["kind"] == "chat") {
+        let text = event["data"]["text"].as_str().unwrap();
+        let seq = event["seq"].as_i64().unwrap();
+        if let Some(first) = texts.insert(text, seq) {
+            panic!("chat {text:?} is in the history twice, at seqs {first} and {seq}");
+        }
+    }
+    for (seq, text) in acked {
+        let event = history
+            .get((*seq - 1) as usize)
+            .unwrap_or_else(|| panic!("acked seq {seq} ({text:?}) is not in the history"));
+        assert_eq!(
+            event["data"]["text"].as_str(),
+            Some(text.as_str()),
+            "acked seq {seq} holds another event: {event}"
+        );
+    }
+}
+
+/// The room's state as the history ends it: the state of its last playback or media event.
+pub fn final_state(history: &[Value]) -> Option<Value> {
+    history
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "playback" || e["kind"] == "media")
+        .map(|e| e["data"]["state"].clone())
+}
+
+/// The parts of a PlaybackState that every node must agree on.
+pub fn state_key(state: &Value) -> Value {
+    json!({
+        "media": state["media"],
+        "playing": state["playing"],
+        "position": state["position"],
+        "rate": state["rate"],
+        "version": state["version"],
+    })
+}

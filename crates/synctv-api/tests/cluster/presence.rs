@@ -1,0 +1,208 @@
+//! Presence across nodes (`joined.members` and the Room's `members` count users on every
+//! node; presence is per user), and the node list: every live node from any node, a node
+//! killed with -9 gone within three heartbeats, its members `member_left` on the others.
+
+use crate::cluster::{node_ids, wait_for, TestCluster, HEARTBEAT_SECS};
+use crate::redis::RedisServer;
+use crate::ws_client::WsClient;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// Three missed heartbeats, plus a margin for the slow machines tests run on.
+fn death_bound() -> Duration {
+    Duration::from_secs(3 * HEARTBEAT_SECS + 7)
+}
+
+fn user_ids(members: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = members
+        .as_array()
+        .expect("members is an array")
+        .iter()
+        .map(|m| m["user_id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn members_everywhere(cluster: &TestCluster, room: &str, n: i64) {
+    for node in cluster.live() {
+        wait_for(
+            Duration::from_secs(3 * HEARTBEAT_SECS),
+            &format!("node-{node} counts {n} members"),
+            || async { (cluster.get_room(node, room).await["members"] == n).then_some(()) },
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_are_counted_across_nodes_per_user() {
+    let redis = RedisServer::start().await;
+    let cluster = TestCluster::start(3, |_| redis.url()).await;
+    let alice = cluster.guest(0, "alice").await;
+    let bob = cluster.guest(1, "bob").await;
+    let carol = cluster.guest(2, "carol").await;
+    let room = cluster.room(0, &alice, "r").await;
+
+    let mut a = WsClient::connect(&cluster.ws_url(0), &alice.token).await;
+    a.join(&room).await;
+    let mut b = WsClient::connect(&cluster.ws_url(1), &bob.token).await;
+    let joined = b.join(&room).await;
+    assert_eq!(
+        user_ids(&joined["members"]),
+        sorted(&[&alice.user_id, &bob.user_id])
+    );
+    let mut c = WsClient::connect(&cluster.ws_url(2), &carol.token).await;
+    let joined = c.join(&room).await;
+    let everyone = sorted(&[&alice.user_id, &bob.user_id, &carol.user_id]);
+    assert_eq!(user_ids(&joined["members"]), everyone, "{joined}");
+    let names: Vec<&str> = joined["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"alice") && names.contains(&"bob"), "{joined}");
+    let seq = joined["seq"].as_i64().unwrap();
+    members_everywhere(&cluster, &room, 3).await;
+
+    // Alice again, on node 2: no member_joined, and still three members.
+    let mut a2 = WsClient::connect(&cluster.ws_url(2), &alice.token).await;
+    let joined = a2.join(&room).await;
+    assert_eq!(joined["seq"], seq, "a second connection makes no event: {joined}");
+    assert_eq!(user_ids(&joined["members"]), everyone);
+    members_everywhere(&cluster, &room, 3).await;
+    let ack = b.chat(&room, "after alice's second join", 1).await;
+    assert_eq!(ack["seq"], seq + 1, "nothing between: {ack}");
+    let event = c.recv().await;
+    assert_eq!(
+        (event["seq"].as_i64(), event["kind"].as_str()),
+        (Some(seq + 1), Some("chat"))
+    );
+
+    // Her second connection goes: she stays (her first is on node 0).
+    a2.close().await;
+    let ack = b.chat(&room, "after alice's second left", 2).await;
+    assert_eq!(ack["seq"], seq + 2, "no member_left: {ack}");
+    members_everywhere(&cluster, &room, 3).await;
+
+    // Her last connection leaves: one member_left, seen on the other nodes.
+    a.send(json!({"type": "leave", "room": room, "id": "l"}))
+        .await;
+    assert_eq!(a.recv_answer("l").await["type"], "left");
+    for client in [&mut b, &mut c] {
+        let (event, _) = loop_until_kind(client, "member_left").await;
+        assert_eq!(event["data"]["user_id"], alice.user_id.as_str());
+        assert_eq!(event["seq"], seq + 3);
+    }
+    members_everywhere(&cluster, &room, 2).await;
+    let history = cluster.history(&room).await;
+    let count = |kind: &str| {
+        history
+            .iter()
+            .filter(|e| e["kind"] == kind && e["data"]["user_id"] == alice.user_id.as_str())
+            .count()
+    };
+    assert_eq!((count("member_joined"), count("member_left")), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_list_shows_live_nodes_and_forgets_a_killed_one() {
+    let redis = RedisServer::start().await;
+    let mut cluster = TestCluster::start(3, |_| redis.url()).await;
+    let all = node_ids(0..3);
+    for node in 0..3 {
+        wait_for(
+            death_bound(),
+            &format!("node-{node} lists all three nodes"),
+            || async { (cluster.node_ids(node).await == all).then_some(()) },
+        )
+        .await;
+    }
+    let listed = cluster.nodes(1).await;
+    let mut addresses = Vec::new();
+    for node in &listed {
+        assert!(node["address"].as_str().is_some_and(|a| !a.is_empty()), "{node}");
+        assert!(node["connections"].is_u64(), "{node}");
+        assert!(node["rooms"].is_u64(), "{node}");
+        assert!(node["last_seen"].as_i64().is_some_and(|t| t > 0), "{node}");
+        addresses.push(node["address"].as_str().unwrap().to_owned());
+    }
+    addresses.sort();
+    addresses.dedup();
+    assert_eq!(addresses.len(), 3, "one address per node: {listed:?}");
+
+    // A member on every node.
+    let owner = cluster.guest(0, "owner").await;
+    let room = cluster.room(0, &owner, "r").await;
+    let mut clients = Vec::new();
+    let mut guests = Vec::new();
+    for node in 0..3 {
+        let guest = cluster.guest(node, &format!("u{node}")).await;
+        let mut client = WsClient::connect(&cluster.ws_url(node), &guest.token).await;
+        client.join(&room).await;
+        clients.push(client);
+        guests.push(guest);
+    }
+    wait_for(
+        death_bound(),
+        "node-0 sees node-2's connection and room",
+        || async {
+            let nodes = cluster.nodes(0).await;
+            nodes
+                .iter()
+                .any(|n| n["node_id"] == "node-2" && n["connections"] == 1 && n["rooms"] == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    for client in &mut clients[..2] {
+        client.events_until(&room, 3).await;
+    }
+
+    cluster.kill9(2);
+    let killed = Instant::now();
+    let survivors = node_ids(0..2);
+    for node in 0..2 {
+        wait_for(
+            death_bound().saturating_sub(killed.elapsed()),
+            &format!("node-{node} forgets node-2"),
+            || async { (cluster.node_ids(node).await == survivors).then_some(()) },
+        )
+        .await;
+    }
+    for client in &mut clients[..2] {
+        let patience = death_bound().saturating_sub(killed.elapsed());
+        let event = tokio::time::timeout(patience, loop_until_kind(client, "member_left"))
+            .await
+            .expect("member_left for the dead node's member in time")
+            .0;
+        assert_eq!(event["data"]["user_id"], guests[2].user_id.as_str());
+    }
+    members_everywhere(&cluster, &room, 2).await;
+    let lefts = cluster
+        .history(&room)
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "member_left")
+        .count();
+    assert_eq!(lefts, 1, "one member_left, not one per surviving node");
+}
+
+/// Frames until an event of `kind`.
+async fn loop_until_kind(client: &mut WsClient, kind: &str) -> (Value, Vec<Value>) {
+    let mut skipped = Vec::new();
+    loop {
+        let frame = client.recv().await;
+        if frame["type"] == "event" && frame["kind"] == kind {
+            return (frame, skipped);
+        }
+        skipped.push(frame);
+    }
+}
+
+fn sorted(ids: &[&String]) -> Vec<String> {
+    let mut ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    ids.sort();
+    ids
+}

@@ -1,0 +1,232 @@
+//! Throwaway Redis servers on free loopback ports in temporary directories, never the
+//! machine's own: `RedisServer` (one server, which a test may stop, restart, pause and
+//! resume to play an outage) and `RedisCluster` (three masters, for
+//! `SYNCTV__REDIS__CLUSTER_MODE=true`). Everything is killed on drop.
+
+use crate::process::free_port;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How long a fresh or restarted server may take to answer PING.
+const START_PATIENCE: Duration = Duration::from_secs(20);
+
+pub struct RedisServer {
+    pub port: u16,
+    dir: TempDir,
+    extra: Vec<String>,
+    child: Mutex<Option<Child>>,
+}
+
+impl RedisServer {
+    /// A plain server (no persistence), answering PING.
+    pub async fn start() -> RedisServer {
+        Self::start_with(free_port(), Vec::new()).await
+    }
+
+    async fn start_with(port: u16, extra: Vec<String>) -> RedisServer {
+        let dir = tempfile::Builder::new()
+            .prefix("synctv-redis-")
+            .tempdir()
+            .unwrap();
+        let server = RedisServer {
+            port,
+            dir,
+            extra,
+            child: Mutex::new(None),
+        };
+        server.spawn().await;
+        server
+    }
+
+    /// `redis://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server at once (an outage). Its data is gone: nothing is persisted.
+    pub fn stop(&self) {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again after `stop`, on the same port, and waits until it answers PING.
+    pub async fn restart(&self) {
+        self.stop();
+        self.spawn().await;
+    }
+
+    /// SIGSTOP: the server holds its connections but answers nothing.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after `pause`.
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: i32) {
+        if let Some(child) = self.child.lock().unwrap().as_ref() {
+            // SAFETY: kill(2) with our own child's pid and a valid signal number.
+            unsafe { libc::kill(child.id() as i32, signal) };
+        }
+    }
+
+    async fn spawn(&self) {
+        let child = Command::new(redis_bin("redis-server"))
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(&self.extra)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn redis-server; run ./scripts/test to install it");
+        *self.child.lock().unwrap() = Some(child);
+        let deadline = Instant::now() + START_PATIENCE;
+        while !ping(self.port).await {
+            if let Some(child) = self.child.lock().unwrap().as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("redis-server on port {} exited: {status}", self.port);
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer PING on port {}",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.resume();
+        self.stop();
+    }
+}
+
+/// Three masters in one Redis Cluster, slots spread over all three, no replicas.
+pub struct RedisCluster {
+    pub masters: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub async fn start() -> RedisCluster {
+        let mut masters = Vec::new();
+        for _ in 0..3 {
+            let extra = vec![
+                "--cluster-enabled".to_owned(),
+                "yes".to_owned(),
+                "--cluster-config-file".to_owned(),
+                "nodes.conf".to_owned(),
+                "--cluster-node-timeout".to_owned(),
+                "5000".to_owned(),
+            ];
+            masters.push(RedisServer::start_with(cluster_port(), extra).await);
+        }
+        let addresses: Vec<String> = masters
+            .iter()
+            .map(|m| format!("127.0.0.1:{}", m.port))
+            .collect();
+        let out = tokio::process::Command::new(redis_bin("redis-cli"))
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("run redis-cli");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = RedisCluster { masters };
+        let deadline = Instant::now() + START_PATIENCE;
+        for master in &cluster.masters {
+            while !cluster_ok(master.port).await {
+                assert!(
+                    Instant::now() < deadline,
+                    "the Redis Cluster never reached cluster_state:ok on {}",
+                    master.port
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        cluster
+    }
+
+    /// The URL of master `i` (any of them names the whole cluster).
+    pub fn url(&self, i: usize) -> String {
+        self.masters[i % self.masters.len()].url()
+    }
+}
+
+/// A free port whose cluster bus port (port + 10000) is free too.
+fn cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// `redis-server` / `redis-cli` from PATH (the usual system place as a fallback).
+fn redis_bin(name: &str) -> std::path::PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+        .or_else(|| {
+            let usual = Path::new("/usr/bin").join(name);
+            usual.is_file().then_some(usual)
+        })
+        .unwrap_or_else(|| panic!("{name} not found in PATH; run ./scripts/test to install it"))
+}
+
+/// One inline command over a fresh connection; the reply's first bytes, or `None`.
+async fn command(port: u16, line: &str) -> Option<String> {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        stream.write_all(format!("{line}\r\n").as_bytes()).await.ok()?;
+        let mut buf = vec![0u8; 8192];
+        let n = stream.read(&mut buf).await.ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    tokio::time::timeout(Duration::from_secs(1), exchange)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The server answers PING with PONG.
+pub async fn ping(port: u16) -> bool {
+    command(port, "PING")
+        .await
+        .is_some_and(|reply| reply.starts_with("+PONG"))
+}
+
+async fn cluster_ok(port: u16) -> bool {
+    command(port, "CLUSTER INFO")
+        .await
+        .is_some_and(|reply| reply.contains("cluster_state:ok"))
+}
