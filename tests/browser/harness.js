@@ -200,7 +200,7 @@ export async function openPerson(browser, base, name, { config, hash = '' } = {}
     // Page development: the working tree's script and style instead of the copies built into
     // the binary (not the document: a document fulfilled here loses its loopback address
     // space, and chromium's local network access checks then block the WebSocket).
-    const dir = process.env.SYNCTV_BROWSER_WEB_DIR;
+    const dir = path.resolve(repoRoot, process.env.SYNCTV_BROWSER_WEB_DIR);
     const files = { '/app.js': ['app.js', 'text/javascript'], '/style.css': ['style.css', 'text/css'] };
     await page.route(
       (url) => url.origin === new URL(base).origin && files[url.pathname] !== undefined,
