@@ -13,6 +13,12 @@ use std::time::{Duration, Instant};
 /// Seconds between heartbeats in every test cluster.
 pub const HEARTBEAT_SECS: u64 = 1;
 
+/// How soon a dead node leaves the node list: three missed heartbeats, plus a margin for
+/// the slow machines tests run on.
+pub fn death_bound() -> Duration {
+    Duration::from_secs(3 * HEARTBEAT_SECS + 7)
+}
+
 /// The shared secret of every test cluster (at least 16 bytes).
 const JWT_SECRET: &str = "cluster-tests-shared-secret-0123456789";
 
@@ -52,7 +58,10 @@ impl TestCluster {
                     ("SYNCTV__REDIS__URL", redis_url_for_node(i)),
                     ("SYNCTV__AUTH__JWT_SECRET", JWT_SECRET.to_owned()),
                     ("SYNCTV__CLUSTER__NODE_ID", format!("node-{i}")),
-                    ("SYNCTV__CLUSTER__HEARTBEAT_SECS", HEARTBEAT_SECS.to_string()),
+                    (
+                        "SYNCTV__CLUSTER__HEARTBEAT_SECS",
+                        HEARTBEAT_SECS.to_string(),
+                    ),
                     ("SYNCTV__LIMITS__MESSAGES_PER_SECOND", "1000".to_owned()),
                     ("SYNCTV__SERVER__DRAIN_SECS", "2".to_owned()),
                 ];
@@ -69,9 +78,7 @@ impl TestCluster {
         // The first node runs the migrations alone; the others start together.
         let first = SynctvProcess::start(&cluster.env[0]).await;
         let rest = futures_util::future::join_all(
-            cluster.env[1..]
-                .iter()
-                .map(|env| SynctvProcess::start(env)),
+            cluster.env[1..].iter().map(|env| SynctvProcess::start(env)),
         )
         .await;
         cluster.nodes.push(Some(first));
@@ -228,10 +235,7 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {patience:?}"
-        );
+        assert!(Instant::now() < deadline, "{what}: not within {patience:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

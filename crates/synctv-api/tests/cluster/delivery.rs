@@ -25,7 +25,11 @@ pub async fn publish_everywhere_and_check(
     let owner = cluster.guest(0, "owner").await;
     let mut room_ids = Vec::new();
     for r in 0..rooms {
-        room_ids.push(cluster.room(r % cluster.len(), &owner, &format!("room {r}")).await);
+        room_ids.push(
+            cluster
+                .room(r % cluster.len(), &owner, &format!("room {r}"))
+                .await,
+        );
     }
     let mut members = Vec::new();
     for (r, room) in room_ids.iter().enumerate() {
@@ -85,7 +89,11 @@ pub async fn publish_everywhere_and_check(
         assert_eq!(acked.len(), in_room.len() * count, "every chat acked");
         check_history(&history, &acked);
         let chats = history.iter().filter(|e| e["kind"] == "chat").count();
-        assert_eq!(chats, acked.len(), "the history holds exactly the acked chats");
+        assert_eq!(
+            chats,
+            acked.len(),
+            "the history holds exactly the acked chats"
+        );
         for member in in_room {
             assert_received_the_history(member, &history);
         }
@@ -100,8 +108,17 @@ fn room_label(room_ids: &[String], room: &str) -> String {
 /// A member that stayed connected without resync got every event after its join, each
 /// the same as the history's at that seq.
 pub fn assert_received_the_history(member: &Member, history: &[serde_json::Value]) {
-    assert_eq!(member.errors, Vec::<serde_json::Value>::new(), "{}", member.label);
-    assert_eq!(member.resyncs, 0, "{}: resync without a fault", member.label);
+    assert_eq!(
+        member.errors,
+        Vec::<serde_json::Value>::new(),
+        "{}",
+        member.label
+    );
+    assert_eq!(
+        member.resyncs, 0,
+        "{}: resync without a fault",
+        member.label
+    );
     let seqs: Vec<i64> = member
         .events
         .iter()

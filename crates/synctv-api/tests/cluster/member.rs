@@ -6,7 +6,7 @@
 
 use crate::ws_client::WsClient;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -65,6 +65,10 @@ pub struct Progress {
     pub acks: AtomicUsize,
     pub last_seq: AtomicI64,
     pub last_ack_seq: AtomicI64,
+    /// Set by the test: publish no more (the task keeps reading).
+    pub quiet: AtomicBool,
+    /// A message of this member awaits its answer.
+    pub busy: AtomicBool,
 }
 
 pub struct MemberTask {
@@ -176,8 +180,10 @@ impl Member {
             if stopping && outstanding.is_none() {
                 return self;
             }
+            progress.busy.store(outstanding.is_some(), Ordering::SeqCst);
             let may_send = !stopping
                 && outstanding.is_none()
+                && !progress.quiet.load(Ordering::SeqCst)
                 && publish.is_some_and(|p| p.count.is_none_or(|c| sent < c));
             let deadline = outstanding
                 .as_ref()
@@ -202,6 +208,13 @@ impl Member {
                     self.label, outstanding
                 ),
                 Step::Send => {
+                    // Busy first, then the quiet check: a test that set quiet and then
+                    // saw not busy never sees a message sent after that.
+                    progress.busy.store(true, Ordering::SeqCst);
+                    if progress.quiet.load(Ordering::SeqCst) {
+                        progress.busy.store(false, Ordering::SeqCst);
+                        continue;
+                    }
                     let p = publish.unwrap();
                     let id = self.next_id();
                     let seek = p.seek_every > 0 && sent % p.seek_every == p.seek_every - 1;
@@ -329,7 +342,8 @@ impl Member {
                 self.label
             );
             self.resyncs += 1;
-            self.events.push(json!({"kind": "resync", "data": {"seq": last}}));
+            self.events
+                .push(json!({"kind": "resync", "data": {"seq": last}}));
             self.last_seq = last;
         }
         self.state = joined["state"].clone();
@@ -338,14 +352,22 @@ impl Member {
     }
 
     async fn connect(&mut self) {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
         for url in &self.urls {
-            let address = url
-                .trim_start_matches("ws://")
-                .split('/')
-                .next()
-                .unwrap()
-                .to_owned();
-            if tokio::net::TcpStream::connect(&address).await.is_err() {
+            // A node that answers /health is alive (a dying one may still take a TCP
+            // connection, and the test client panics on a reset).
+            let health = url
+                .replacen("ws://", "http://", 1)
+                .replace("/ws", "/health");
+            if !http
+                .get(&health)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 continue;
             }
             if let Ok(client) =
@@ -366,7 +388,11 @@ impl Member {
         }
         self.send(message).await;
         let joined = self.answer(id.as_str()).await.expect("connection closed");
-        assert_eq!(joined["type"], "joined", "{}: join refused: {joined}", self.label);
+        assert_eq!(
+            joined["type"], "joined",
+            "{}: join refused: {joined}",
+            self.label
+        );
         joined
     }
 
@@ -414,6 +440,16 @@ impl MemberTask {
     pub async fn finish(self) -> Member {
         self.stop.send_replace(true);
         self.handle.await.expect("member task panicked")
+    }
+
+    /// Stops publishing; the member keeps reading.
+    pub fn quiet(&self) {
+        self.progress.quiet.store(true, Ordering::SeqCst);
+    }
+
+    /// Quiet, with no message awaiting its answer.
+    pub fn is_idle(&self) -> bool {
+        self.progress.quiet.load(Ordering::SeqCst) && !self.progress.busy.load(Ordering::SeqCst)
     }
 
     pub fn acks(&self) -> usize {

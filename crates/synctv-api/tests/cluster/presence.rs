@@ -2,16 +2,11 @@
 //! node; presence is per user), and the node list: every live node from any node, a node
 //! killed with -9 gone within three heartbeats, its members `member_left` on the others.
 
-use crate::cluster::{node_ids, wait_for, TestCluster, HEARTBEAT_SECS};
+use crate::cluster::{death_bound, node_ids, wait_for, TestCluster, HEARTBEAT_SECS};
 use crate::redis::RedisServer;
 use crate::ws_client::WsClient;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-
-/// Three missed heartbeats, plus a margin for the slow machines tests run on.
-fn death_bound() -> Duration {
-    Duration::from_secs(3 * HEARTBEAT_SECS + 7)
-}
 
 fn user_ids(members: &Value) -> Vec<String> {
     let mut ids: Vec<String> = members
@@ -62,14 +57,20 @@ async fn members_are_counted_across_nodes_per_user() {
         .iter()
         .map(|m| m["name"].as_str().unwrap())
         .collect();
-    assert!(names.contains(&"alice") && names.contains(&"bob"), "{joined}");
+    assert!(
+        names.contains(&"alice") && names.contains(&"bob"),
+        "{joined}"
+    );
     let seq = joined["seq"].as_i64().unwrap();
     members_everywhere(&cluster, &room, 3).await;
 
     // Alice again, on node 2: no member_joined, and still three members.
     let mut a2 = WsClient::connect(&cluster.ws_url(2), &alice.token).await;
     let joined = a2.join(&room).await;
-    assert_eq!(joined["seq"], seq, "a second connection makes no event: {joined}");
+    assert_eq!(
+        joined["seq"], seq,
+        "a second connection makes no event: {joined}"
+    );
     assert_eq!(user_ids(&joined["members"]), everyone);
     members_everywhere(&cluster, &room, 3).await;
     let ack = b.chat(&room, "after alice's second join", 1).await;
@@ -122,7 +123,10 @@ async fn the_node_list_shows_live_nodes_and_forgets_a_killed_one() {
     let listed = cluster.nodes(1).await;
     let mut addresses = Vec::new();
     for node in &listed {
-        assert!(node["address"].as_str().is_some_and(|a| !a.is_empty()), "{node}");
+        assert!(
+            node["address"].as_str().is_some_and(|a| !a.is_empty()),
+            "{node}"
+        );
         assert!(node["connections"].is_u64(), "{node}");
         assert!(node["rooms"].is_u64(), "{node}");
         assert!(node["last_seen"].as_i64().is_some_and(|t| t > 0), "{node}");

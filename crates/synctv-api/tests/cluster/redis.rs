@@ -207,7 +207,10 @@ async fn command(port: u16, line: &str) -> Option<String> {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .ok()?;
-        stream.write_all(format!("{line}\r\n").as_bytes()).await.ok()?;
+        stream
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .ok()?;
         let mut buf = vec![0u8; 8192];
         let n = stream.read(&mut buf).await.ok()?;
         Some(String::from_utf8_lossy(&buf[..n]).into_owned())
