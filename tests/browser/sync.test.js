@@ -157,6 +157,30 @@ test('a password-protected room asks for the password', { timeout: 30000 }, asyn
   await erin.context().close();
 });
 
+test('in an owner-controlled room, only the owner moves playback', { timeout: 40000 }, async () => {
+  const olga = await h.openPerson(browser, node.base, 'olga');
+  const id = await h.createRoom(olga, 'olga decides', { control: 'owner' });
+  const pete = await h.openPerson(browser, node.base, 'pete', { hash: `#room=${id}` });
+  await h.waitJoined(pete);
+  await h.setMedia(olga, media.url);
+  await Promise.all([h.waitMediaReady(olga, media.url), h.waitMediaReady(pete, media.url)]);
+  assert.equal(await pete.isDisabled('#btn-play'), true, 'the play button is off for a non-owner');
+  // Pete presses play on the native controls anyway: nothing is sent, his player goes back.
+  await h.act(pete, (v) => v.play());
+  await h.whenTrue(pete, (v) => v.paused && Math.abs(v.currentTime) < 0.05, {}, 2000);
+  assert.ok((await pete.evaluate(() => window.synctv.errors())).some((e) => /only the room owner/.test(e)));
+  assert.equal((await olga.evaluate(() => window.synctv.state())).playing, false);
+  // Olga plays; Pete follows.
+  const t0 = await h.act(olga, () => document.getElementById('btn-play').click());
+  const t1 = await h.whenTrue(pete, (v) => !v.paused, {}, 5000);
+  assert.ok(t1 - t0 <= FOLLOW_MS, `followed after ${Math.round(t1 - t0)} ms`);
+  const res = await fetch(`${node.base}/api/v1/rooms/${id}/events?limit=1000`);
+  const actions = (await res.json()).events.filter((e) => e.kind === 'playback').map((e) => `${e.by.name}:${e.data.action}`);
+  assert.deepEqual(actions, ['olga:play']);
+  await olga.context().close();
+  await pete.context().close();
+});
+
 test('the pages reconnect, recover and stay in sync across a server restart', { timeout: 90000 }, async () => {
   assert.ok(alice && bob, 'needs the room of the first test');
   const before = await alice.evaluate(() => window.synctv.seq());
