@@ -112,7 +112,9 @@ impl Session {
                         None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
                         Some(Ok(Message::Text(text))) => {
                             idle_deadline = tokio::time::Instant::now() + idle;
-                            if let Flow::Close(code, reason) = self.receive(text.as_str()).await {
+                            // Boxed: message handling (joins, database reads) has large futures;
+                            // inline, their size would be paid by every idle connection.
+                            if let Flow::Close(code, reason) = Box::pin(self.receive(text.as_str())).await {
                                 self.write_pending(&mut socket, &mut rx).await?;
                                 return close(&mut socket, code, reason).await;
                             }
@@ -141,7 +143,7 @@ impl Session {
             tracing::debug!(conn = self.member.conn, error = %e, "connection ended with an error");
         }
         for room in std::mem::take(&mut self.rooms).into_keys() {
-            if let Err(e) = self.ctx.cluster.leave(&self.member, &room).await {
+            if let Err(e) = Box::pin(self.ctx.cluster.leave(&self.member, &room)).await {
                 tracing::warn!(room = %room, error = %e, "leaving a room on disconnect failed");
             }
         }
@@ -166,7 +168,7 @@ impl Session {
                 }
                 Outbound::RoomClosed(room) => {
                     if self.rooms.remove(&room).is_some() {
-                        self.ctx.cluster.forget(&self.member, &room).await;
+                        Box::pin(self.ctx.cluster.forget(&self.member, &room)).await;
                     }
                 }
             }
@@ -257,7 +259,7 @@ impl Session {
                         Some(&room),
                     );
                 }
-                if let Err(e) = self.ctx.cluster.leave(&self.member, &room).await {
+                if let Err(e) = Box::pin(self.ctx.cluster.leave(&self.member, &room)).await {
                     tracing::warn!(room = %room, error = %e, "leave failed");
                 }
                 self.send(

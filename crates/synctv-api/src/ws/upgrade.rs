@@ -16,8 +16,8 @@ use synctv_cluster::Refusal;
 /// Small socket buffers: most connections are idle, and memory per connection is what
 /// bounds a node. Messages over the contract's 64 KiB still need to be read whole so that
 /// they can be answered with `too_large` on an open connection; past this they close it.
-const READ_BUFFER: usize = 4 * 1024;
-const WRITE_BUFFER: usize = 8 * 1024;
+const READ_BUFFER: usize = 1024;
+const WRITE_BUFFER: usize = 2 * 1024;
 /// Above the largest `joined` (see `synctv_cluster::hub::MAX_RECOVERY_BYTES`).
 const MAX_WRITE_BUFFER: usize = 32 * 1024 * 1024;
 const HARD_MESSAGE_LIMIT: usize = 1024 * 1024;
