@@ -218,7 +218,7 @@ pub async fn close_gracefully(ws: &mut Ws) {
     if ws.close(None).await.is_err() {
         return;
     }
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         while let Some(Ok(_)) = ws.next().await {}
     })
     .await;

@@ -182,13 +182,15 @@ async fn connect_and_join(
 
 impl Fleet {
     /// Close every connection gracefully (see `connection::close_gracefully`), waiting at
-    /// most a few seconds in all.
+    /// most 10 s plus 1 s per thousand connections (a server answers thousands of leaves
+    /// slower than one).
     pub async fn close(self) {
         for tx in self.conns.into_iter().flatten() {
             let _ = tx.try_send(Out::Close);
         }
+        let limit = std::time::Duration::from_secs(10 + self.tasks.len() as u64 / 1000);
         let all = futures_util::future::join_all(self.tasks);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), all).await;
+        let _ = tokio::time::timeout(limit, all).await;
     }
 }
 
