@@ -18,15 +18,15 @@
   // ---------------------------------------------------------------- tunables
   const SYNC = {
     tickMs: 100, // how often the player is compared to the room
-    nudgeStart: 0.04, // s of drift before the rate is nudged...
-    nudgeStop: 0.012, // ...and when the nudge stops (hysteresis against thrashing)
+    nudgeStart: 0.03, // s of drift before the rate is nudged...
+    nudgeStop: 0.01, // ...and when the nudge stops (hysteresis against thrashing)
     nudgeGain: 1.2, // rate offset per second of drift
     nudgeMin: 0.02, // smallest nudge, so small drifts still converge
     nudgeMax: 0.1, // at most ±10% of the room's rate
     seekAbove: 1.0, // s of drift corrected by seeking instead of nudging
     seekAboveAfterChange: 0.25, // right after a state change (someone seeked), seek sooner
     seekCooldownMs: 1500, // no second corrective seek sooner than this, for the same state
-    pausedTolerance: 0.04, // s: a paused player further off than this is moved
+    pausedTolerance: 0.02, // s: a paused player further off than this is moved
     userSeekMin: 0.25, // s: a seek closer than this to the room position is not sent
     holdTimeoutMs: 3000, // how long a local change is kept before giving up on its echo
   };
