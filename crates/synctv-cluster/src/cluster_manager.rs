@@ -12,8 +12,8 @@ use crate::history_writer::{HistoryWriter, PendingCommit};
 use crate::hub::{ConnectionId, JoinView, RoomMessageHub, SubscribeOutcome};
 use crate::node_registry::NodeRegistry;
 use crate::outbox::Outbox;
-use crate::presence::{Arrival, Presence};
-use crate::redis::presence::ClusterPresence;
+use crate::presence::Arrival;
+use crate::presence_book::PresenceBook;
 use crate::redis::RedisLayer;
 use bytes::Bytes;
 use serde::Serialize;
@@ -68,17 +68,14 @@ pub struct ClusterManager {
     hub: Arc<RoomMessageHub>,
     writer: HistoryWriter,
     writer_task: std::sync::Mutex<Option<JoinHandle<()>>>,
-    /// This node's connections per room and user; the whole truth in single-node mode.
-    presence: Presence,
+    presence: PresenceBook,
     cluster: Option<ClusterParts>,
     connections: ConnectionManager,
-    per_room: usize,
 }
 
 /// What cluster mode adds.
 struct ClusterParts {
     redis: Arc<RedisLayer>,
-    presence: ClusterPresence,
     registry: NodeRegistry,
     /// The last scan of the registry, and when it was made.
     live_nodes: std::sync::Mutex<(Vec<NodeInfo>, Option<Instant>)>,
@@ -125,7 +122,6 @@ impl ClusterManager {
                 let heartbeat = Duration::from_secs(config.cluster.heartbeat_secs);
                 catch_up::spawn_reconciler(db.clone(), hub.clone(), catch_up, RECONCILE_EVERY);
                 Some(ClusterParts {
-                    presence: ClusterPresence::new(redis.keys.clone(), &node_id),
                     registry: NodeRegistry::new(redis.keys.clone(), &node_id, heartbeat),
                     redis,
                     live_nodes: std::sync::Mutex::new((Vec::new(), None)),
@@ -133,6 +129,11 @@ impl ClusterManager {
                 })
             }
         };
+        let presence = PresenceBook::new(
+            cluster.as_ref().map(|parts| parts.redis.clone()),
+            &node_id,
+            config.limits.per_room,
+        );
         let manager = Arc::new(Self {
             node_id,
             address,
@@ -140,10 +141,9 @@ impl ClusterManager {
             hub: hub.clone(),
             writer,
             writer_task: std::sync::Mutex::new(Some(task)),
-            presence: Presence::default(),
+            presence,
             cluster,
             connections: ConnectionManager::new(&config.limits, global_limit),
-            per_room: config.limits.per_room,
         });
         if let Some(parts) = &manager.cluster {
             // A previous run under this node id left presence behind: clean it up now.
@@ -192,7 +192,7 @@ impl ClusterManager {
         recover: Option<(Epoch, i64)>,
         make_joined: impl Fn(JoinView<'_>, &[Actor]) -> Bytes,
     ) -> Result<bool, JoinError> {
-        match self.arrive(room, &member.actor).await {
+        match self.presence.arrive(room, &member.actor).await {
             Arrival::Full => {
                 Refusal::RoomFull.record();
                 return Err(JoinError::RoomFull);
@@ -240,7 +240,7 @@ impl ClusterManager {
         if let Some(parts) = &self.cluster {
             parts.redis.subscribe_room(room).await;
         }
-        let members = self.member_list(room).await;
+        let members = self.presence.members(room).await;
         let mut history: Vec<(i64, Bytes)> = Vec::new();
         // Each retry has more at hand; a handful covers any race with live publishes.
         for _ in 0..8 {
@@ -311,68 +311,21 @@ impl ClusterManager {
         self.depart_presence(room, &member.actor.user_id).await;
     }
 
-    /// Counts a connection's arrival: cluster-wide through Redis when it is up, else on
-    /// this node alone (degraded mode).
-    async fn arrive(&self, room: &RoomId, who: &Actor) -> Arrival {
-        let Some(parts) = self.cluster.as_ref().filter(|p| p.redis.is_up()) else {
-            return self.presence.arrive(room, who, self.per_room);
-        };
-        let local = self.presence.arrive(room, who, usize::MAX);
-        match parts
-            .presence
-            .arrive(&mut parts.redis.link(), room, who, self.per_room)
-            .await
-        {
-            Ok(Arrival::Full) => {
-                self.presence.depart(room, &who.user_id);
-                Arrival::Full
-            }
-            Ok(arrival) => arrival,
-            Err(e) => {
-                tracing::debug!(error = %e, "presence falls back to this node");
-                local
-            }
-        }
-    }
-
-    /// Counts a connection's departure; `true` when it was the user's last in the room.
+    /// Counts a departure; `true` when it was the user's last connection in the room.
+    /// The room's channel is dropped when no member is left on this node.
     async fn depart_presence(&self, room: &RoomId, user: &UserId) -> bool {
-        let last_here = self.presence.depart(room, user);
-        if last_here && self.presence.count(room) == 0 {
+        let departure = self.presence.depart(room, user).await;
+        if departure.room_empty_here {
             if let Some(parts) = &self.cluster {
                 parts.redis.unsubscribe_room(room).await;
             }
         }
-        let Some(parts) = self.cluster.as_ref().filter(|p| p.redis.is_up()) else {
-            return last_here;
-        };
-        match parts
-            .presence
-            .depart(&mut parts.redis.link(), room, user)
-            .await
-        {
-            Ok(last) => last,
-            Err(_) => last_here,
-        }
-    }
-
-    async fn member_list(&self, room: &RoomId) -> Vec<Actor> {
-        if let Some(parts) = self.cluster.as_ref().filter(|p| p.redis.is_up()) {
-            if let Ok(list) = parts.presence.members(&mut parts.redis.link(), room).await {
-                return list;
-            }
-        }
-        self.presence.members(room)
+        departure.last
     }
 
     /// Distinct users in `room`, across the cluster (this node's alone while degraded).
     pub async fn room_members(&self, room: &RoomId) -> usize {
-        if let Some(parts) = self.cluster.as_ref().filter(|p| p.redis.is_up()) {
-            if let Ok(count) = parts.presence.count(&mut parts.redis.link(), room).await {
-                return count;
-            }
-        }
-        self.presence.count(room)
+        self.presence.count(room).await
     }
 
     pub fn redis_status(&self) -> RedisStatus {
@@ -445,8 +398,7 @@ impl ClusterManager {
 
     /// Removes `node`'s presence and records `member_left` for the users only it held.
     async fn reap_node(&self, node: &str) {
-        let Some(parts) = &self.cluster else { return };
-        let departed = match parts.presence.reap(&mut parts.redis.link(), node).await {
+        let departed = match self.presence.reap(node).await {
             Ok(departed) => departed,
             Err(e) => {
                 tracing::warn!(node = %node, error = %e, "cleaning up after a node failed");

@@ -24,6 +24,7 @@ pub mod hub;
 pub mod node_registry;
 pub mod outbox;
 pub mod presence;
+pub mod presence_book;
 pub mod rate_limit;
 pub mod redis;
 

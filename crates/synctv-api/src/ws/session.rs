@@ -142,7 +142,9 @@ impl Session {
         if let Err(e) = outcome {
             tracing::debug!(conn = self.member.conn, error = %e, "connection ended with an error");
         }
-        for room in std::mem::take(&mut self.rooms).into_keys() {
+        let joined = std::mem::take(&mut self.rooms);
+        joined_rooms_gauge(-(joined.len() as f64));
+        for room in joined.into_keys() {
             if let Err(e) = Box::pin(self.ctx.cluster.leave(&self.member, &room)).await {
                 tracing::warn!(room = %room, error = %e, "leaving a room on disconnect failed");
             }
@@ -168,6 +170,7 @@ impl Session {
                 }
                 Outbound::RoomClosed(room) => {
                     if self.rooms.remove(&room).is_some() {
+                        joined_rooms_gauge(-1.0);
                         Box::pin(self.ctx.cluster.forget(&self.member, &room)).await;
                     }
                 }
@@ -259,6 +262,7 @@ impl Session {
                         Some(&room),
                     );
                 }
+                joined_rooms_gauge(-1.0);
                 if let Err(e) = Box::pin(self.ctx.cluster.leave(&self.member, &room)).await {
                     tracing::warn!(room = %room, error = %e, "leave failed");
                 }
@@ -351,6 +355,9 @@ impl Session {
         };
         match joined {
             Ok(()) => {
+                if !already {
+                    joined_rooms_gauge(1.0);
+                }
                 self.rooms.insert(
                     room,
                     RoomAccess {
@@ -492,6 +499,11 @@ impl Session {
     fn send(&self, frame: Bytes) {
         self.member.outbox.push(frame, Instant::now());
     }
+}
+
+/// Memberships of all connections on this node (`synctv_joined_rooms`).
+fn joined_rooms_gauge(delta: f64) {
+    metrics::gauge!("synctv_joined_rooms").increment(delta);
 }
 
 /// The `id` of a message that will not be decoded (it was refused before), if cheap to find.
