@@ -2,7 +2,7 @@
 //! member receives every event in the room's one order, and the durable history holds
 //! every acked event exactly once, with no gap.
 
-use crate::cluster::{check_history, wait_for, TestCluster};
+use crate::cluster::{check_history, final_state, state_key, wait_for, TestCluster};
 use crate::member::{Member, MemberTask, Publish};
 use crate::redis::RedisServer;
 use std::time::Duration;
@@ -14,8 +14,8 @@ async fn concurrent_publishers_on_every_node_see_one_order() {
     publish_everywhere_and_check(&cluster, 1, 2, 25).await;
 }
 
-/// `rooms` rooms, `per_node` members of each on every node, each sending `count` chats at
-/// once with the others; then the checks of the contract's order rule and of the history.
+/// `rooms` rooms, `per_node` members of each on every node, each sending `count` messages
+/// (chats, and every fifth a seek) at once with the others; then the checks of the contract's order rule and of the history.
 pub async fn publish_everywhere_and_check(
     cluster: &TestCluster,
     rooms: usize,
@@ -45,7 +45,7 @@ pub async fn publish_everywhere_and_check(
     }
     let publish = Publish {
         every: Duration::from_millis(5),
-        seek_every: 0,
+        seek_every: 5,
         count: Some(count),
     };
     let tasks: Vec<MemberTask> = members
@@ -86,7 +86,10 @@ pub async fn publish_everywhere_and_check(
             .iter()
             .flat_map(|m| m.acked_chats.iter().cloned())
             .collect();
-        assert_eq!(acked.len(), in_room.len() * count, "every chat acked");
+        for member in &in_room {
+            let answered = member.acked_chats.len() + member.acked_seeks;
+            assert_eq!(answered, count, "{}: every message acked", member.label);
+        }
         check_history(&history, &acked);
         let chats = history.iter().filter(|e| e["kind"] == "chat").count();
         assert_eq!(
@@ -94,8 +97,14 @@ pub async fn publish_everywhere_and_check(
             acked.len(),
             "the history holds exactly the acked chats"
         );
+        let truth = state_key(&final_state(&history).expect("seeks were acked"));
         for member in in_room {
             assert_received_the_history(member, &history);
+            assert_eq!(state_key(&member.state), truth, "{}", member.label);
+        }
+        for node in 0..cluster.len() {
+            let seen = cluster.get_room(node, room).await;
+            assert_eq!(state_key(&seen["state"]), truth, "node-{node}: {seen}");
         }
     }
 }
@@ -129,8 +138,8 @@ pub fn assert_received_the_history(member: &Member, history: &[serde_json::Value
     for event in &member.events {
         let truth = &history[(event["seq"].as_i64().unwrap() - 1) as usize];
         assert_eq!(
-            (&event["kind"], &event["data"]["text"], &event["by"]),
-            (&truth["kind"], &truth["data"]["text"], &truth["by"]),
+            (&event["kind"], &event["data"], &event["by"]),
+            (&truth["kind"], &truth["data"], &truth["by"]),
             "{}: another event at seq {}",
             member.label,
             event["seq"]

@@ -148,6 +148,9 @@ enum Fault<'a> {
     RedisDown(&'a RedisServer),
     /// One node's link to Redis goes through this proxy, which is cut then restored.
     Partition(&'a TcpProxy),
+    /// Redis hangs (SIGSTOP: connections stay open, nothing answers), then goes on with
+    /// its data (SIGCONT).
+    RedisHung(&'a RedisServer),
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,6 +158,13 @@ async fn redis_stopped_and_restarted_while_events_flow() {
     let redis = RedisServer::start().await;
     let cluster = TestCluster::start(3, |_| redis.url()).await;
     events_flow_through(&cluster, Fault::RedisDown(&redis), &[0, 1, 2]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_hung_then_resumed_while_events_flow() {
+    let redis = RedisServer::start().await;
+    let cluster = TestCluster::start(3, |_| redis.url()).await;
+    events_flow_through(&cluster, Fault::RedisHung(&redis), &[0, 1, 2]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,6 +218,7 @@ async fn events_flow_through(cluster: &TestCluster, fault: Fault<'_>, affected: 
     match fault {
         Fault::RedisDown(redis) => redis.stop(),
         Fault::Partition(proxy) => proxy.cut(),
+        Fault::RedisHung(redis) => redis.pause(),
     }
     for &node in affected {
         wait_for(
@@ -283,6 +294,7 @@ async fn events_flow_through(cluster: &TestCluster, fault: Fault<'_>, affected: 
     match fault {
         Fault::RedisDown(redis) => redis.restart().await,
         Fault::Partition(proxy) => proxy.restore(),
+        Fault::RedisHung(redis) => redis.resume(),
     }
     let healed = Instant::now();
     let remaining = || RECONVERGENCE.saturating_sub(healed.elapsed());

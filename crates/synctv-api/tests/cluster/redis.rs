@@ -174,6 +174,37 @@ impl RedisCluster {
     pub fn url(&self, i: usize) -> String {
         self.masters[i % self.masters.len()].url()
     }
+
+    /// The sharded pub/sub channels whose name contains `fragment`, on every master:
+    /// `(master's port, channel, subscribers)`.
+    pub async fn shard_channels(&self, fragment: &str) -> Vec<(u16, String, u64)> {
+        let mut found = Vec::new();
+        for master in &self.masters {
+            let channels = redis_cli(master.port, &["PUBSUB", "SHARDCHANNELS"]).await;
+            for channel in channels.lines().filter(|c| c.contains(fragment)) {
+                let counts = redis_cli(master.port, &["PUBSUB", "SHARDNUMSUB", channel]).await;
+                let n = counts
+                    .lines()
+                    .nth(1)
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0);
+                found.push((master.port, channel.to_owned(), n));
+            }
+        }
+        found
+    }
+}
+
+/// `redis-cli -p PORT args…`: its output.
+async fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = tokio::process::Command::new(redis_bin("redis-cli"))
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run redis-cli");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A free port whose cluster bus port (port + 10000) is free too.

@@ -2,9 +2,11 @@
 //! given a different master): cross-node delivery and one order in several rooms, whose
 //! channels hash to different shards.
 
-use crate::cluster::TestCluster;
+use crate::cluster::{wait_for, TestCluster};
 use crate::delivery::publish_everywhere_and_check;
 use crate::redis::RedisCluster;
+use crate::ws_client::WsClient;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_on_a_redis_cluster_deliver_in_order() {
@@ -24,4 +26,37 @@ async fn three_nodes_on_a_redis_cluster_deliver_in_order() {
             "{body}"
         );
     }
+
+    // A room's events use one sharded channel, on the master that owns its slot, to which
+    // exactly the nodes serving the room subscribe.
+    let owner = cluster.guest(0, "owner").await;
+    let room = cluster.room(0, &owner, "sharded").await;
+    let mut clients = Vec::new();
+    for node in [0, 1] {
+        let guest = cluster.guest(node, &format!("s{node}")).await;
+        let mut client = WsClient::connect(&cluster.ws_url(node), &guest.token).await;
+        client.join(&room).await;
+        clients.push(client);
+    }
+    let subscribed = |n: u64| {
+        let redis = &redis;
+        let room = &room;
+        move || async move {
+            let channels = redis.shard_channels(room).await;
+            (channels.len() == 1 && channels[0].2 == n).then_some(channels)
+        }
+    };
+    wait_for(
+        Duration::from_secs(10),
+        "one sharded channel for the room, subscribed by its two nodes",
+        subscribed(2),
+    )
+    .await;
+    clients.pop().unwrap().close().await;
+    wait_for(
+        Duration::from_secs(10),
+        "the node whose last member left unsubscribes",
+        subscribed(1),
+    )
+    .await;
 }
