@@ -188,11 +188,12 @@ export async function screenshot(page, name) {
 }
 
 /**
- * A person on the page: a fresh browser profile, signed in as a guest.
- * `config` replaces /config.json (the server list) when given.
+ * A fresh browser profile with one page, not yet on synctv. `config` replaces /config.json
+ * (the server list) when given; `init` runs in the page before its scripts.
  */
-export async function openPerson(browser, base, name, { config, hash = '' } = {}) {
+export async function newPage(browser, base, { config, init } = {}) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  if (init) await context.addInitScript(init);
   const page = await context.newPage();
   page.errors = [];
   page.on('pageerror', (e) => page.errors.push(String(e)));
@@ -215,6 +216,12 @@ export async function openPerson(browser, base, name, { config, hash = '' } = {}
       route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(config) }),
     );
   }
+  return page;
+}
+
+/** A person on the page: a fresh browser profile, signed in as a guest. */
+export async function openPerson(browser, base, name, { config, hash = '' } = {}) {
+  const page = await newPage(browser, base, { config });
   await page.goto(`${base}/${hash}`);
   await page.fill('#login-name', name);
   await page.click('#login-form button[type=submit]');

@@ -181,6 +181,24 @@ test('in an owner-controlled room, only the owner moves playback', { timeout: 40
   await pete.context().close();
 });
 
+test('a page whose stored token the server no longer takes signs in again', { timeout: 30000 }, async () => {
+  const page = await h.newPage(browser, node.base, {
+    init: () => {
+      if (!sessionStorage.getItem('seeded')) {
+        sessionStorage.setItem('seeded', '1');
+        const stale = { token: 'not-a-token', user_id: 'u-stale', name: 'frank', expires_at: Date.now() + 86400000 };
+        localStorage.setItem('synctv.session', JSON.stringify(stale));
+      }
+    },
+  });
+  await page.goto(`${node.base}/`);
+  await page.waitForFunction(() => window.synctv.status() === 'connected', null, { timeout: 20000 });
+  const user = await page.evaluate(() => window.synctv.user());
+  assert.equal(user.name, 'frank');
+  assert.notEqual(user.user_id, 'u-stale');
+  await page.context().close();
+});
+
 test('the pages reconnect, recover and stay in sync across a server restart', { timeout: 90000 }, async () => {
   assert.ok(alice && bob, 'needs the room of the first test');
   const before = await alice.evaluate(() => window.synctv.seq());
