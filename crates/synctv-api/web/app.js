@@ -344,7 +344,7 @@
     /** A `reconnect` frame: the server is going away; leave after `after_ms` and recover elsewhere. */
     obeyReconnect(msg) {
       const after = clamp(Number(msg.after_ms) || 0, 0, 60000);
-      toast(`server asks to reconnect (${msg.reason || 'no reason'}), in ${after} ms`, 'info');
+      toast(`the server is going away (${msg.reason || 'no reason given'}): reconnecting`, 'info');
       const ws = this.ws;
       const target = this.server;
       setTimeout(() => {
@@ -941,6 +941,11 @@
     if (!room.state || !player.url || video.readyState < 1) {
       el.dataset.sync = 'idle';
       el.textContent = '–';
+      return;
+    }
+    if (!room.joined) {
+      el.dataset.sync = 'far';
+      el.textContent = 'not synced: offline';
       return;
     }
     const ms = Math.round(player.drift * 1000);
