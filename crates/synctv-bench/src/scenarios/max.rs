@@ -125,3 +125,55 @@ pub async fn run(ctx: &Ctx, args: &MaxArgs, json: bool) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proc_stats::WindowUsage;
+    use crate::report::Percentiles;
+    use std::collections::BTreeMap;
+
+    fn window(p99_ms: f64, lost: u64, errors: &[(&str, u64)]) -> WindowReport {
+        WindowReport {
+            target_rate: 100.0,
+            sent_rate: 100.0,
+            senders: 10,
+            per_sender_rate: 10.0,
+            duration_secs: 1.0,
+            sent: 100,
+            acked: 100,
+            expected_deliveries: 1000,
+            delivered: 1000 - lost,
+            lost,
+            extra: 0,
+            seq_gaps: 0,
+            seq_backwards: 0,
+            deliveries_per_sec: 1000.0,
+            latency: Percentiles {
+                p99_ms,
+                ..Percentiles::default()
+            },
+            ack_latency: Percentiles::default(),
+            errors: errors.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
+            reconnects: BTreeMap::new(),
+            closed: BTreeMap::new(),
+            unparsable_frames: 0,
+            usage: WindowUsage {
+                wall_seconds: 1.0,
+                server_cpu_seconds: 0.0,
+                servers: vec![],
+                bench: None,
+            },
+            deliveries_per_server_cpu_sec: None,
+            server_cpu_us_per_delivery: None,
+        }
+    }
+
+    #[test]
+    fn a_step_holds_only_within_budget_and_without_loss_or_errors() {
+        assert_eq!(failure(&window(10.0, 0, &[]), 25.0), None);
+        assert!(failure(&window(30.0, 0, &[]), 25.0).is_some());
+        assert!(failure(&window(10.0, 1, &[]), 25.0).is_some());
+        assert!(failure(&window(10.0, 0, &[("rate_limited", 1)]), 25.0).is_some());
+    }
+}
