@@ -2,8 +2,10 @@
 //!
 //! - [`upgrade`]: token, admission and the upgrade itself.
 //! - [`protocol`]: the messages, decoded into typed values or typed errors.
-//! - [`session`]: the task that serves one connection.
+//! - [`session`]: the task that serves one connection; [`handlers`]: what it does with
+//!   each client message.
 
+mod handlers;
 mod protocol;
 mod session;
 mod upgrade;
