@@ -50,13 +50,11 @@
     samples: [],
     offset: 0,
     rtt: null,
-    lastRtt: null,
     synced: false,
     add(t, serverTime) {
       const t1 = wallNow();
       const rtt = t1 - t;
       if (!(rtt >= 0) || typeof serverTime !== 'number') return;
-      this.lastRtt = rtt;
       this.samples.push({ rtt, offset: serverTime - (t + rtt / 2) });
       if (this.samples.length > CLOCK.keep) this.samples.shift();
       const best = [...this.samples].sort((a, b) => a.rtt - b.rtt).slice(0, CLOCK.best);
@@ -258,7 +256,6 @@
     retryAt: 0,
     pingTimer: null,
     lastPong: 0,
-    closing: false,
 
     start() {
       if (this.ws || this.retryTimer) return;
@@ -317,7 +314,6 @@
       }
       this.pending.clear();
       room.onDisconnected();
-      if (this.closing) return;
       if (!wasOpen) this.failedBeforeOpen++;
       // With several servers, the one that went away is avoided for a while: fail over now.
       if (servers.multi()) servers.markDown(target, 5000);
