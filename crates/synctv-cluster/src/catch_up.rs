@@ -86,7 +86,7 @@ async fn run(db: Database, hub: Arc<RoomMessageHub>, mut rx: mpsc::UnboundedRece
 }
 
 /// Applies the events the database holds past what this node applied.
-async fn fill(
+pub async fn fill(
     db: &Database,
     hub: &RoomMessageHub,
     room: &RoomId,

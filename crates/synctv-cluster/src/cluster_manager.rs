@@ -77,6 +77,8 @@ pub struct ClusterManager {
 struct ClusterParts {
     redis: Arc<RedisLayer>,
     registry: NodeRegistry,
+    /// Redis recoveries already answered by restoring presence.
+    restored: std::sync::atomic::AtomicU64,
     /// The last scan of the registry, and when it was made.
     live_nodes: std::sync::Mutex<(Vec<NodeInfo>, Option<Instant>)>,
     heartbeat: Duration,
@@ -125,6 +127,7 @@ impl ClusterManager {
                     registry: NodeRegistry::new(redis.keys.clone(), &node_id, heartbeat),
                     redis,
                     live_nodes: std::sync::Mutex::new((Vec::new(), None)),
+                    restored: std::sync::atomic::AtomicU64::new(0),
                     heartbeat,
                 })
             }
@@ -242,6 +245,9 @@ impl ClusterManager {
         }
         let members = self.presence.members(room).await;
         let mut history: Vec<(i64, Bytes)> = Vec::new();
+        // Another node may have delivered events this one has not applied yet (a publish
+        // in flight, or lost with a dead node): catch up from the history once.
+        let mut may_be_behind = self.cluster.is_some();
         // Each retry has more at hand; a handful covers any race with live publishes.
         for _ in 0..8 {
             let recover_ref = recover.as_ref().map(|(e, s)| (e, *s));
@@ -251,6 +257,7 @@ impl ClusterManager {
                 &member.outbox,
                 recover_ref,
                 &history,
+                may_be_behind,
                 |view| make_joined(view, &members),
             );
             match outcome {
@@ -263,6 +270,12 @@ impl ClusterManager {
                         .map_err(ClusterError::from)?
                         .ok_or(JoinError::NotFound)?;
                     self.hub.open(room, epoch, last_seq, state);
+                }
+                SubscribeOutcome::Behind => {
+                    may_be_behind = false;
+                    catch_up::fill(&self.db, &self.hub, room)
+                        .await
+                        .map_err(ClusterError::from)?;
                 }
                 SubscribeOutcome::NeedHistory { after, up_to } => {
                     let events = self
@@ -370,6 +383,16 @@ impl ClusterManager {
     async fn registry_round(&self) {
         let Some(parts) = &self.cluster else { return };
         let mut link = parts.redis.link();
+        // Redis came back: it may have lost our presence (a restart), or a survivor may
+        // have reaped it (a partition looked like a death). Write it again.
+        let recoveries = parts.redis.recoveries();
+        if parts
+            .restored
+            .swap(recoveries, std::sync::atomic::Ordering::Relaxed)
+            != recoveries
+        {
+            self.presence.restore().await;
+        }
         if let Err(e) = parts.registry.beat(&mut link, &self.this_node()).await {
             tracing::debug!(error = %e, "heartbeat failed");
             return;

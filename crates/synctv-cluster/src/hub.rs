@@ -66,6 +66,8 @@ pub enum SubscribeOutcome {
     NoChannel,
     /// Recovery needs events `after < seq <= up_to` from the durable history: retry with them.
     NeedHistory { after: i64, up_to: i64 },
+    /// The client has seen events this node has not applied yet: catch up, then retry.
+    Behind,
 }
 
 struct RoomChannel {
@@ -176,6 +178,7 @@ impl RoomMessageHub {
         outbox: &Outbox,
         recover: Option<(&Epoch, i64)>,
         history: &[(i64, Bytes)],
+        may_be_behind: bool,
         make_joined: impl FnOnce(JoinView<'_>) -> Bytes,
     ) -> SubscribeOutcome {
         let Some(channel) = self.channel(room) else {
@@ -187,6 +190,9 @@ impl RoomMessageHub {
         let mut events = Vec::new();
         let mut recovered = false;
         if let Some((epoch, after)) = recover {
+            if may_be_behind && *epoch == ch.epoch && after > last {
+                return SubscribeOutcome::Behind;
+            }
             let reachable = *epoch == ch.epoch && (0..=last).contains(&after);
             if reachable && ((last - after) as usize) <= self.max_recovery {
                 let ring_start = ch.recent.front().map_or(last + 1, |(seq, _)| *seq);

@@ -89,6 +89,28 @@ impl Presence {
         list
     }
 
+    /// Every room's users on this node with their connection counts.
+    pub fn snapshot(&self) -> Vec<(RoomId, Vec<(Actor, usize)>)> {
+        self.rooms()
+            .iter()
+            .map(|(room, users)| {
+                let users = users
+                    .iter()
+                    .map(|(id, (name, n))| {
+                        (
+                            Actor {
+                                user_id: id.clone(),
+                                name: name.clone(),
+                            },
+                            *n,
+                        )
+                    })
+                    .collect();
+                (room.clone(), users)
+            })
+            .collect()
+    }
+
     /// Forgets a room entirely (it was archived).
     pub fn clear(&self, room: &RoomId) {
         self.rooms().remove(room);

@@ -95,6 +95,20 @@ impl PresenceBook {
         self.local.count(room)
     }
 
+    /// Writes this node's presence into Redis again, room by room (after an outage).
+    pub async fn restore(&self) {
+        let Some((redis, presence)) = self.cluster() else {
+            return;
+        };
+        let mut link = redis.link();
+        for (room, users) in self.local.snapshot() {
+            if let Err(e) = presence.restore(&mut link, &room, &users).await {
+                tracing::debug!(room = %room, error = %e, "restoring presence failed");
+                return;
+            }
+        }
+    }
+
     /// Removes a dead node's share of presence: the users it alone held, per room.
     pub async fn reap(&self, node: &str) -> redis::RedisResult<Vec<(RoomId, Vec<Actor>)>> {
         match &self.cluster {

@@ -38,6 +38,8 @@ pub struct RedisLayer {
     pub keys: Keys,
     node_id: String,
     up: AtomicBool,
+    /// Counts returns of Redis after an outage; presence is restored after each.
+    recoveries: std::sync::atomic::AtomicU64,
     publishes: mpsc::Sender<(RoomId, Bytes)>,
     subscribed: Mutex<HashSet<RoomId>>,
 }
@@ -61,6 +63,7 @@ impl RedisLayer {
             keys: Keys::new(prefix),
             node_id: node_id.to_owned(),
             up: AtomicBool::new(true),
+            recoveries: std::sync::atomic::AtomicU64::new(0),
             publishes,
             subscribed: Mutex::new(HashSet::new()),
         });
@@ -85,6 +88,11 @@ impl RedisLayer {
 
     pub fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
+    }
+
+    /// How many times Redis came back after an outage.
+    pub fn recoveries(&self) -> u64 {
+        self.recoveries.load(Ordering::Relaxed)
     }
 
     pub fn link(&self) -> RedisLink {
@@ -136,6 +144,7 @@ impl RedisLayer {
         if was != up {
             metrics::gauge!("synctv_redis_up").set(if up { 1.0 } else { 0.0 });
             if up {
+                self.recoveries.fetch_add(1, Ordering::Relaxed);
                 tracing::info!("redis is reachable again: rejoining the cluster");
             } else {
                 tracing::warn!("redis is unreachable: serving this node's clients only (degraded)");

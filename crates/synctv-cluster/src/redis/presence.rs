@@ -67,6 +67,35 @@ return gone
     )
 });
 
+/// Replaces this node's share of a room with its own count, adjusting the cluster-wide
+/// count by the difference. ARGV: n, then n triples of user, name, connections.
+static RESTORE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local old = {}
+local flat = redis.call('HGETALL', KEYS[3])
+for i = 1, #flat, 2 do old[flat[i]] = tonumber(flat[i + 1]) end
+local new = {}
+for i = 0, tonumber(ARGV[1]) - 1 do
+  local user, name, n = ARGV[2 + 3 * i], ARGV[3 + 3 * i], tonumber(ARGV[4 + 3 * i])
+  new[user] = n
+  redis.call('HSET', KEYS[2], user, name)
+  local delta = n - (old[user] or 0)
+  if delta ~= 0 then redis.call('HINCRBY', KEYS[1], user, delta) end
+end
+for user, n in pairs(old) do
+  if new[user] == nil and tonumber(redis.call('HINCRBY', KEYS[1], user, -n)) <= 0 then
+    redis.call('HDEL', KEYS[1], user)
+    redis.call('HDEL', KEYS[2], user)
+  end
+end
+redis.call('DEL', KEYS[3])
+for user, n in pairs(new) do redis.call('HSET', KEYS[3], user, n) end
+return 1
+",
+    )
+});
+
 pub struct ClusterPresence {
     keys: Keys,
     node_id: String,
@@ -148,6 +177,29 @@ impl ClusterPresence {
             .collect();
         list.sort_by(|a, b| a.user_id.cmp(&b.user_id));
         Ok(list)
+    }
+
+    /// Writes this node's share of `room` as `users` (id, name, connections): after Redis
+    /// lost it (a restart) or a survivor reaped it (a partition taken for a death).
+    pub async fn restore(
+        &self,
+        link: &mut RedisLink,
+        room: &RoomId,
+        users: &[(Actor, usize)],
+    ) -> RedisResult<()> {
+        let [members, names, share] = self.room_keys(room, &self.node_id);
+        let mut args = vec![users.len().to_string()];
+        for (who, count) in users {
+            args.extend([who.user_id.to_string(), who.name.clone(), count.to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let _: i64 = link
+            .run_script(&RESTORE, &[&members, &names, &share], &args)
+            .await?;
+        let mut cmd = redis::cmd("SADD");
+        cmd.arg(self.keys.node_rooms(&self.node_id))
+            .arg(room.as_str());
+        link.query::<i64>(&cmd).await.map(|_| ())
     }
 
     /// Removes a dead node's share of every room it held; returns the users who are gone
