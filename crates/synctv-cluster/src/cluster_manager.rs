@@ -9,7 +9,7 @@ use crate::connection_manager::{ConnectionManager, Refusal};
 use crate::error::ClusterError;
 use crate::fan_out::FanOut;
 use crate::history_writer::{HistoryWriter, PendingCommit};
-use crate::hub::{ConnectionId, JoinView, RoomMessageHub, SubscribeOutcome};
+use crate::hub::{ConnectionId, JoinView, RecoveryRequest, RoomMessageHub, SubscribeOutcome};
 use crate::node_registry::NodeRegistry;
 use crate::outbox::Outbox;
 use crate::presence::Arrival;
@@ -255,9 +255,11 @@ impl ClusterManager {
                 room,
                 member.conn,
                 &member.outbox,
-                recover_ref,
-                &history,
-                may_be_behind,
+                RecoveryRequest {
+                    recover: recover_ref,
+                    history: &history,
+                    may_be_behind,
+                },
                 |view| make_joined(view, &members),
             );
             match outcome {

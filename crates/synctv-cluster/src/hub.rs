@@ -59,6 +59,16 @@ pub struct JoinView<'a> {
     pub events: Vec<&'a Bytes>,
 }
 
+/// What a joiner asks to recover, and what the caller already fetched for it.
+pub struct RecoveryRequest<'a> {
+    /// The client's last epoch and seq, if it asked to recover.
+    pub recover: Option<(&'a Epoch, i64)>,
+    /// Events fetched from the durable history after a `NeedHistory`.
+    pub history: &'a [(i64, Bytes)],
+    /// Answer `Behind` (rather than "never reached") for a seq past this node's.
+    pub may_be_behind: bool,
+}
+
 pub enum SubscribeOutcome {
     /// `joined` is queued and the member receives every later event.
     Subscribed { seq: i64, recovered: bool },
@@ -169,18 +179,20 @@ impl RoomMessageHub {
     }
 
     /// Makes `conn` a member of `room`, queueing `joined` (built by `make_joined`) first.
-    /// With `recover`, hands back the missed events when they are all at hand (from the
-    /// ring, or from `history`: events fetched after a `NeedHistory`).
+    /// With a recovery point, hands back the missed events when they are all at hand.
     pub fn subscribe(
         &self,
         room: &RoomId,
         conn: ConnectionId,
         outbox: &Outbox,
-        recover: Option<(&Epoch, i64)>,
-        history: &[(i64, Bytes)],
-        may_be_behind: bool,
+        recovery: RecoveryRequest<'_>,
         make_joined: impl FnOnce(JoinView<'_>) -> Bytes,
     ) -> SubscribeOutcome {
+        let RecoveryRequest {
+            recover,
+            history,
+            may_be_behind,
+        } = recovery;
         let Some(channel) = self.channel(room) else {
             return SubscribeOutcome::NoChannel;
         };
