@@ -130,6 +130,11 @@ async fn kill_9_of_a_node_while_events_flow() {
             assert_eq!(member.rejoins, 0, "{}: dropped", member.label);
         }
         assert_eq!(member.recovered, member.rejoins, "{}", member.label);
+        assert_eq!(
+            member.resyncs, 0,
+            "{}: a resync, not a recovery",
+            member.label
+        );
         // Every event after its first join, none missing, none twice.
         let seqs: Vec<i64> = member
             .events

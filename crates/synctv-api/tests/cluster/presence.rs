@@ -3,8 +3,10 @@
 //! killed with -9 gone within three heartbeats, its members `member_left` on the others.
 
 use crate::cluster::{death_bound, node_ids, wait_for, TestCluster, HEARTBEAT_SECS};
+use crate::proxy::TcpProxy;
 use crate::redis::RedisServer;
 use crate::ws_client::WsClient;
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -20,9 +22,13 @@ fn user_ids(members: &Value) -> Vec<String> {
 }
 
 async fn members_everywhere(cluster: &TestCluster, room: &str, n: i64) {
+    members_everywhere_within(cluster, room, n, Duration::from_secs(3 * HEARTBEAT_SECS)).await
+}
+
+async fn members_everywhere_within(cluster: &TestCluster, room: &str, n: i64, patience: Duration) {
     for node in cluster.live() {
         wait_for(
-            Duration::from_secs(3 * HEARTBEAT_SECS),
+            patience,
             &format!("node-{node} counts {n} members"),
             || async { (cluster.get_room(node, room).await["members"] == n).then_some(()) },
         )
@@ -209,4 +215,99 @@ fn sorted(ids: &[&String]) -> Vec<String> {
     let mut ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
     ids.sort();
     ids
+}
+
+/// A member on every node of a fresh room: the room's id and the clients.
+async fn one_member_per_node(cluster: &TestCluster) -> (String, Vec<WsClient>) {
+    let owner = cluster.guest(0, "owner").await;
+    let room = cluster.room(0, &owner, "r").await;
+    let mut clients = Vec::new();
+    for node in 0..cluster.len() {
+        let guest = cluster.guest(node, &format!("u{node}")).await;
+        let mut client = WsClient::connect(&cluster.ws_url(node), &guest.token).await;
+        client.join(&room).await;
+        clients.push(client);
+    }
+    members_everywhere(cluster, &room, cluster.len() as i64).await;
+    (room, clients)
+}
+
+async fn ready_on(cluster: &TestCluster, node: usize, status: &str, redis: &str) {
+    wait_for(
+        Duration::from_secs(15),
+        &format!("node-{node} says {status} with redis {redis}"),
+        || async {
+            let (code, body) = cluster.ready(node).await;
+            (code == StatusCode::OK && body["status"] == status && body["checks"]["redis"] == redis)
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+/// Redis restarts empty: the nodes announce their members again, and every node counts
+/// them all within the contract's 10 s of the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_rebuilt_after_a_redis_restart() {
+    let redis = RedisServer::start().await;
+    let cluster = TestCluster::start(3, |_| redis.url()).await;
+    let (room, _clients) = one_member_per_node(&cluster).await;
+    redis.stop();
+    for node in 0..3 {
+        ready_on(&cluster, node, "degraded", "down").await;
+    }
+    redis.restart().await;
+    let restarted = Instant::now();
+    for node in 0..3 {
+        ready_on(&cluster, node, "ready", "ok").await;
+    }
+    members_everywhere_within(
+        &cluster,
+        &room,
+        3,
+        Duration::from_secs(10).saturating_sub(restarted.elapsed()),
+    )
+    .await;
+    let joined = WsClient::connect(&cluster.ws_url(1), &cluster.guest(1, "late").await.token)
+        .await
+        .join(&room)
+        .await;
+    assert_eq!(joined["members"].as_array().unwrap().len(), 4, "{joined}");
+}
+
+/// A node cut off from Redis long enough to be taken for dead comes back: it is listed
+/// again and its members, connected all along, count again on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_restored_when_a_partition_heals() {
+    let redis = RedisServer::start().await;
+    let proxy = TcpProxy::start(([127, 0, 0, 1], redis.port).into()).await;
+    let cluster = TestCluster::start(3, |i| {
+        if i == 2 {
+            proxy.redis_url()
+        } else {
+            redis.url()
+        }
+    })
+    .await;
+    let (room, _clients) = one_member_per_node(&cluster).await;
+    proxy.cut();
+    ready_on(&cluster, 2, "degraded", "down").await;
+    wait_for(death_bound(), "the others forget node-2", || async {
+        (cluster.node_ids(0).await == node_ids(0..2)).then_some(())
+    })
+    .await;
+    proxy.restore();
+    let healed = Instant::now();
+    ready_on(&cluster, 2, "ready", "ok").await;
+    wait_for(death_bound(), "node-2 listed again", || async {
+        (cluster.node_ids(0).await == node_ids(0..3)).then_some(())
+    })
+    .await;
+    members_everywhere_within(
+        &cluster,
+        &room,
+        3,
+        Duration::from_secs(10).saturating_sub(healed.elapsed()),
+    )
+    .await;
 }
