@@ -218,6 +218,20 @@ async fn events_flow_through(cluster: &TestCluster, fault: Fault<'_>, affected: 
             tasks.push(member.spawn(publish));
         }
     }
+    // A member that will leave an affected node during the outage and recover on another.
+    let (home, away) = (
+        *affected.last().unwrap(),
+        (affected.last().unwrap() + 1) % cluster.len(),
+    );
+    let guest = cluster.guest(home, "hopper").await;
+    let urls = vec![cluster.ws_url(home), cluster.ws_url(away)];
+    let hopper = tasks.len();
+    tasks.push(
+        Member::join("hopper", urls, &guest.token, &room)
+            .await
+            .spawn(None),
+    );
+    let connected = tasks.len();
     more_acks(&tasks, &publishers, 5, "acks before the fault").await;
 
     match fault {
@@ -240,6 +254,7 @@ async fn events_flow_through(cluster: &TestCluster, fault: Fault<'_>, affected: 
     // Every node still acks, and the affected ones serve their own members.
     // Long enough (100 messages each, about 3 s) for heartbeat and presence TTLs to lapse.
     more_acks(&tasks, &publishers, 100, "acks during the outage").await;
+    tasks[hopper].hop().await;
     if affected.len() < cluster.len() {
         // Long enough that the others take the cut-off nodes for dead.
         let linked: Vec<usize> = (0..cluster.len())
@@ -375,6 +390,8 @@ async fn events_flow_through(cluster: &TestCluster, fault: Fault<'_>, affected: 
             member.recovered
         );
     }
+    let hopper = members.iter().find(|m| m.label == "hopper").unwrap();
+    assert_eq!(hopper.rejoins, 1, "the hopper moved once");
     let live = members
         .iter()
         .find(|m| m.label == format!("node-{to}/observer"))
@@ -386,18 +403,18 @@ async fn events_flow_through(cluster: &TestCluster, fault: Fault<'_>, affected: 
         "{}: the live probe came as an event",
         live.label
     );
-    // Every node agrees on the room: its state, and its members (the six still there).
+    // Every node agrees on the room: its state, and its members (all still connected).
     for node in 0..cluster.len() {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let seen = cluster.get_room(node, &room).await;
-            if state_key(&seen["state"]) == truth && seen["members"] == 6 {
+            if state_key(&seen["state"]) == truth && seen["members"] == connected {
                 break;
             }
             assert!(
                 Instant::now() < deadline,
                 "node-{node} does not agree on the room: {seen}, the history ends with {truth} \
-                 and six members are connected"
+                 and {connected} members are connected"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

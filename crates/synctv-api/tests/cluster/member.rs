@@ -69,6 +69,10 @@ pub struct Progress {
     pub quiet: AtomicBool,
     /// A message of this member awaits its answer.
     pub busy: AtomicBool,
+    /// Set by the test: drop the connection and recover on the next node of the list.
+    pub hop: tokio::sync::Notify,
+    /// Hops done.
+    pub hops: AtomicUsize,
 }
 
 pub struct MemberTask {
@@ -194,12 +198,14 @@ impl Member {
                 Send,
                 Frame(Option<Value>),
                 Late,
+                Hop,
             }
             let step = tokio::select! {
                 _ = stopped.wait_for(|s| *s), if !stopping => Step::Stop,
                 _ = tick.tick(), if may_send => Step::Send,
                 frame = next_of(client) => Step::Frame(frame),
                 _ = tokio::time::sleep_until(deadline) => Step::Late,
+                _ = progress.hop.notified() => Step::Hop,
             };
             match step {
                 Step::Stop => stopping = true,
@@ -231,6 +237,13 @@ impl Member {
                     sent += 1;
                     self.send(message).await;
                     outstanding = Some((id, text, tokio::time::Instant::now() + PATIENCE));
+                }
+                Step::Hop => {
+                    // Leaves its node abruptly and recovers on the next one of its list.
+                    outstanding = None;
+                    self.urls.rotate_left(1);
+                    self.rejoin().await;
+                    progress.hops.fetch_add(1, Ordering::SeqCst);
                 }
                 Step::Frame(None) => {
                     // Dropped (a dead node, a reconnect request): whatever was outstanding
@@ -450,6 +463,16 @@ impl MemberTask {
     /// Quiet, with no message awaiting its answer.
     pub fn is_idle(&self) -> bool {
         self.progress.quiet.load(Ordering::SeqCst) && !self.progress.busy.load(Ordering::SeqCst)
+    }
+
+    /// Drops the connection and recovers on the next node of its list; returns once done.
+    pub async fn hop(&self) {
+        let before = self.progress.hops.load(Ordering::SeqCst);
+        self.progress.hop.notify_one();
+        crate::cluster::wait_for(PATIENCE, &format!("{} hopped", self.label), || async {
+            (self.progress.hops.load(Ordering::SeqCst) > before).then_some(())
+        })
+        .await;
     }
 
     pub fn acks(&self) -> usize {
