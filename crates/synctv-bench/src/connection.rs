@@ -99,6 +99,29 @@ fn ws_config() -> WebSocketConfig {
         .max_frame_size(Some(1 << 20))
 }
 
+/// Let `bind` fix only the address and leave the port to `connect`, which picks one free
+/// for the whole 4-tuple: without it, binding tens of thousands of sockets to port 0
+/// scans the used ports every time and connecting slows to a few hundred per second.
+fn bind_address_no_port(socket: &TcpSocket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor and a pointer to a c_int of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// TCP connect (from `source` when given) and WebSocket upgrade with `token`.
 pub async fn connect(
     target: &Target,
@@ -116,6 +139,7 @@ pub async fn connect(
     }
     .map_err(tcp_err)?;
     if let Some(ip) = source {
+        bind_address_no_port(&socket).map_err(tcp_err)?;
         socket.bind(SocketAddr::new(ip, 0)).map_err(tcp_err)?;
     }
     let stream = socket.connect(target.addr).await.map_err(tcp_err)?;
