@@ -311,6 +311,11 @@ async fn events_flow_through(cluster: &TestCluster, fault: Fault<'_>, affected: 
         }
     }
 
+    let fault_name = match fault {
+        Fault::RedisDown(_) => "Redis restarted",
+        Fault::Partition(_) => "partition healed",
+        Fault::RedisHung(_) => "Redis resumed",
+    };
     match fault {
         Fault::RedisDown(redis) => redis.restart().await,
         Fault::Partition(proxy) => proxy.restore(),
@@ -336,6 +341,10 @@ async fn events_flow_through(cluster: &TestCluster, fault: Fault<'_>, affected: 
         || async { (observer.last_seq() >= seq).then_some(()) },
     )
     .await;
+    eprintln!(
+        "{fault_name}: a chat from node-{from} reached node-{to} {} ms after the heal",
+        healed.elapsed().as_millis()
+    );
     for node in 0..cluster.len() {
         wait_for(
             remaining(),
