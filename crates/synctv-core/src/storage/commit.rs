@@ -13,7 +13,7 @@ use crate::event::{Actor, Event, EventKind};
 use crate::ids::{Epoch, RoomId};
 use crate::playback::{apply_media, Media, PlaybackCommand, PlaybackState};
 use serde_json::json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// One change a client (or the server) asks of a room.
 #[derive(Clone, Debug)]
@@ -59,7 +59,9 @@ const EVENT_COLUMNS: usize = 8;
 
 impl Database {
     /// Commits `changes` in one transaction and reports each one's outcome. An `Err` means
-    /// nothing was committed.
+    /// nothing was committed. The statements do not grow with the batch: one locking read
+    /// of every room, one insert of every event, one upsert of every state (and one update
+    /// for archives), because each statement is a round trip to the database.
     pub async fn commit_changes(
         &self,
         changes: &[RoomChange],
@@ -69,115 +71,47 @@ impl Database {
         for (i, change) in changes.iter().enumerate() {
             by_room.entry(&change.room).or_default().push(i);
         }
-        let mut outcomes: Vec<Option<ChangeOutcome>> = vec![None; changes.len()];
-        let lock = self.lock_clause();
+        let rooms: Vec<&RoomId> = by_room.keys().copied().collect();
         let mut tx = self.pool().begin().await?;
-        for (room, indices) in by_room {
-            let sql = format!(
-                "SELECT s.epoch, s.last_seq, s.media_url, s.media_title, s.playing, s.position, s.rate, \
-                 s.updated_at, s.version, r.archived_at FROM room_state s JOIN rooms r ON r.id = s.room_id \
-                 WHERE s.room_id = $1{lock}"
-            );
-            let row = sqlx::query(&sql)
-                .bind(room.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-            let live = match &row {
-                Some(row) => column::<Option<i64>>(row, "archived_at")?.is_none(),
-                None => false,
-            };
-            let Some(row) = row.filter(|_| live) else {
-                for i in indices {
+        let mut positions = lock_rooms(&mut tx, &rooms, self.lock_clause()).await?;
+        let mut outcomes: Vec<Option<ChangeOutcome>> = vec![None; changes.len()];
+        let mut events = Vec::new();
+        let mut changed: Vec<&RoomId> = Vec::new();
+        let mut archived: Vec<&RoomId> = Vec::new();
+        for (room, indices) in &by_room {
+            let Some(position) = positions.get_mut(*room).filter(|p| !p.archived) else {
+                for &i in indices {
                     outcomes[i] = Some(ChangeOutcome::Rejected(Rejection::NotFound));
                 }
                 continue;
             };
-            let epoch = Epoch::from(column::<String>(&row, "epoch")?);
-            let mut seq: i64 = column(&row, "last_seq")?;
-            let mut state = state_from_row(&row)?;
-            let mut archived = false;
-            let mut events = Vec::new();
-            for i in indices {
-                let change = &changes[i];
-                if archived {
-                    outcomes[i] = Some(ChangeOutcome::Rejected(Rejection::NotFound));
-                    continue;
-                }
-                let (kind, data) = match &change.kind {
-                    RoomChangeKind::Playback(cmd) => match cmd.apply(&state, now_ms) {
-                        Some(next) => {
-                            state = next;
-                            (
-                                EventKind::Playback,
-                                json!({"action": cmd.action.as_str(), "state": &state}),
-                            )
-                        }
-                        None => {
-                            outcomes[i] =
-                                Some(ChangeOutcome::Rejected(Rejection::Conflict(state.clone())));
-                            continue;
-                        }
-                    },
-                    RoomChangeKind::Media(media) => {
-                        state = apply_media(&state, media.clone(), now_ms);
-                        (EventKind::Media, json!({"state": &state}))
-                    }
-                    RoomChangeKind::Chat(text) => (EventKind::Chat, json!({"text": text})),
-                    RoomChangeKind::MemberJoined(who) => (
-                        EventKind::MemberJoined,
-                        json!({"user_id": who.user_id, "name": who.name}),
-                    ),
-                    RoomChangeKind::MemberLeft(who) => (
-                        EventKind::MemberLeft,
-                        json!({"user_id": who.user_id, "name": who.name}),
-                    ),
-                    RoomChangeKind::Archive => {
-                        archived = true;
-                        (EventKind::RoomArchived, json!({}))
-                    }
-                };
-                seq += 1;
-                let event = Event {
-                    room: room.clone(),
-                    epoch: epoch.clone(),
-                    seq,
-                    kind,
-                    by: change.by.clone(),
-                    data,
-                    server_time: now_ms,
-                };
-                events.push(event.clone());
-                outcomes[i] = Some(ChangeOutcome::Committed(CommittedChange {
-                    event,
-                    state: state.clone(),
-                }));
+            let before = position.last_seq;
+            for &i in indices {
+                outcomes[i] = Some(position.apply(&changes[i], now_ms, &mut events));
             }
-            if events.is_empty() {
-                continue;
+            if position.archived {
+                archived.push(room);
             }
+            if position.last_seq != before {
+                changed.push(room);
+            }
+        }
+        let touched: Vec<(&RoomId, &RoomPosition)> = changed
+            .iter()
+            .filter_map(|room| positions.get(*room).map(|p| (*room, p)))
+            .collect();
+        if !events.is_empty() {
             insert_events(&mut tx, &events).await?;
-            sqlx::query(
-                "UPDATE room_state SET last_seq = $1, media_url = $2, media_title = $3, playing = $4, \
-                 position = $5, rate = $6, updated_at = $7, version = $8 WHERE room_id = $9",
-            )
-            .bind(seq)
-            .bind(state.media.as_ref().map(|m| m.url.as_str()))
-            .bind(state.media.as_ref().and_then(|m| m.title.as_deref()))
-            .bind(i64::from(state.playing))
-            .bind(state.position)
-            .bind(state.rate)
-            .bind(state.updated_at)
-            .bind(state.version)
-            .bind(room.as_str())
-            .execute(&mut *tx)
-            .await?;
-            if archived {
-                sqlx::query("UPDATE rooms SET archived_at = $1 WHERE id = $2")
-                    .bind(now_ms)
-                    .bind(room.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+            upsert_states(&mut tx, &touched).await?;
+        }
+        if !archived.is_empty() {
+            let placeholders = placeholders(2, archived.len());
+            let sql = format!("UPDATE rooms SET archived_at = $1 WHERE id IN ({placeholders})");
+            let mut query = sqlx::query(&sql).bind(now_ms);
+            for room in &archived {
+                query = query.bind(room.as_str());
             }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         outcomes
@@ -239,6 +173,148 @@ impl Database {
         }
         Ok(out)
     }
+}
+
+/// A room's row as locked for the batch, changed in memory as the batch applies.
+struct RoomPosition {
+    epoch: Epoch,
+    last_seq: i64,
+    state: PlaybackState,
+    archived: bool,
+}
+
+impl RoomPosition {
+    /// Applies one change: the event it makes (pushed to `events`), or why not.
+    fn apply(
+        &mut self,
+        change: &RoomChange,
+        now_ms: i64,
+        events: &mut Vec<Event>,
+    ) -> ChangeOutcome {
+        if self.archived {
+            return ChangeOutcome::Rejected(Rejection::NotFound);
+        }
+        let (kind, data) = match &change.kind {
+            RoomChangeKind::Playback(cmd) => match cmd.apply(&self.state, now_ms) {
+                Some(next) => {
+                    self.state = next;
+                    (
+                        EventKind::Playback,
+                        json!({"action": cmd.action.as_str(), "state": &self.state}),
+                    )
+                }
+                None => return ChangeOutcome::Rejected(Rejection::Conflict(self.state.clone())),
+            },
+            RoomChangeKind::Media(media) => {
+                self.state = apply_media(&self.state, media.clone(), now_ms);
+                (EventKind::Media, json!({"state": &self.state}))
+            }
+            RoomChangeKind::Chat(text) => (EventKind::Chat, json!({"text": text})),
+            RoomChangeKind::MemberJoined(who) => (
+                EventKind::MemberJoined,
+                json!({"user_id": who.user_id, "name": who.name}),
+            ),
+            RoomChangeKind::MemberLeft(who) => (
+                EventKind::MemberLeft,
+                json!({"user_id": who.user_id, "name": who.name}),
+            ),
+            RoomChangeKind::Archive => {
+                self.archived = true;
+                (EventKind::RoomArchived, json!({}))
+            }
+        };
+        self.last_seq += 1;
+        let event = Event {
+            room: change.room.clone(),
+            epoch: self.epoch.clone(),
+            seq: self.last_seq,
+            kind,
+            by: change.by.clone(),
+            data,
+            server_time: now_ms,
+        };
+        events.push(event.clone());
+        ChangeOutcome::Committed(CommittedChange {
+            event,
+            state: self.state.clone(),
+        })
+    }
+}
+
+/// `$first, $first+1, ...` for `count` values.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads and locks the state rows of `rooms` (in id order: two nodes never lock in
+/// opposite orders). Unknown rooms are absent from the answer.
+async fn lock_rooms(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    rooms: &[&RoomId],
+    lock: &str,
+) -> Result<HashMap<RoomId, RoomPosition>, StorageError> {
+    let sql = format!(
+        "SELECT s.room_id, s.epoch, s.last_seq, s.media_url, s.media_title, s.playing, s.position, \
+         s.rate, s.updated_at, s.version, r.archived_at FROM room_state s JOIN rooms r ON r.id = s.room_id \
+         WHERE s.room_id IN ({}) ORDER BY s.room_id{lock}",
+        placeholders(1, rooms.len())
+    );
+    let mut query = sqlx::query(&sql);
+    for room in rooms {
+        query = query.bind(room.as_str());
+    }
+    let mut positions = HashMap::with_capacity(rooms.len());
+    for row in query.fetch_all(&mut **tx).await? {
+        positions.insert(
+            RoomId::from(column::<String>(&row, "room_id")?),
+            RoomPosition {
+                epoch: Epoch::from(column::<String>(&row, "epoch")?),
+                last_seq: column(&row, "last_seq")?,
+                state: state_from_row(&row)?,
+                archived: column::<Option<i64>>(&row, "archived_at")?.is_some(),
+            },
+        );
+    }
+    Ok(positions)
+}
+
+/// Writes the new state and last seq of every room the batch changed, in one statement.
+async fn upsert_states(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    rooms: &[(&RoomId, &RoomPosition)],
+) -> Result<(), StorageError> {
+    const COLUMNS: usize = 10;
+    let values: Vec<String> = (0..rooms.len())
+        .map(|i| format!("({})", placeholders(i * COLUMNS + 1, COLUMNS)))
+        .collect();
+    let sql = format!(
+        "INSERT INTO room_state (room_id, epoch, last_seq, media_url, media_title, playing, position, \
+         rate, updated_at, version) VALUES {} ON CONFLICT (room_id) DO UPDATE SET \
+         last_seq = excluded.last_seq, media_url = excluded.media_url, media_title = excluded.media_title, \
+         playing = excluded.playing, position = excluded.position, rate = excluded.rate, \
+         updated_at = excluded.updated_at, version = excluded.version",
+        values.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for (room, p) in rooms {
+        let media = p.state.media.as_ref();
+        query = query
+            .bind(room.as_str())
+            .bind(p.epoch.as_str())
+            .bind(p.last_seq)
+            .bind(media.map(|m| m.url.as_str()))
+            .bind(media.and_then(|m| m.title.as_deref()))
+            .bind(i64::from(p.state.playing))
+            .bind(p.state.position)
+            .bind(p.state.rate)
+            .bind(p.state.updated_at)
+            .bind(p.state.version);
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
 }
 
 async fn insert_events(
