@@ -187,6 +187,12 @@ impl TestApp {
         resp.json().await.unwrap()
     }
 
+    /// Creates a room owned by `owner` and returns its id.
+    pub async fn room_id(&self, owner: &Guest, name: &str) -> String {
+        let room = self.room(owner, name).await;
+        room["id"].as_str().expect("a room id").to_owned()
+    }
+
     pub async fn get_room(&self, id: &str) -> Response {
         self.get(&format!("/api/v1/rooms/{id}")).await
     }

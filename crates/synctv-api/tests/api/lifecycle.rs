@@ -164,17 +164,8 @@ async fn sigterm_drains_and_exits_zero() {
         format!("sqlite://{}/t.db?mode=rwc", dir.path().display()),
     )];
     let mut server = SynctvProcess::start(&env).await;
-    let client = reqwest::Client::new();
-    let guest: Value = client
-        .post(server.url("/api/v1/auth/guest"))
-        .json(&json!({"name": "t"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut ws = WsClient::connect(&server.ws_url(), guest["token"].as_str().unwrap()).await;
+    let token = server.guest_token("t").await;
+    let mut ws = WsClient::connect(&server.ws_url(), &token).await;
     server.terminate();
     let frame = ws.recv().await;
     assert_eq!(frame["reason"], "shutdown");

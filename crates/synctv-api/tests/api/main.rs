@@ -7,6 +7,7 @@ mod ws_client;
 
 mod auth;
 mod cli;
+mod contract;
 mod health;
 mod history;
 mod lifecycle;

@@ -55,6 +55,35 @@ impl SynctvProcess {
         panic!("synctv did not become healthy on port {port}");
     }
 
+    /// A guest's token, from `POST /api/v1/auth/guest`.
+    pub async fn guest_token(&self, name: &str) -> String {
+        let guest: serde_json::Value = reqwest::Client::new()
+            .post(self.url("/api/v1/auth/guest"))
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .expect("guest request")
+            .json()
+            .await
+            .expect("guest body");
+        guest["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// A new room's id, created with `token`.
+    pub async fn create_room(&self, token: &str, name: &str) -> String {
+        let room: serde_json::Value = reqwest::Client::new()
+            .post(self.url("/api/v1/rooms"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .expect("room request")
+            .json()
+            .await
+            .expect("room body");
+        room["id"].as_str().expect("a room id").to_owned()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }

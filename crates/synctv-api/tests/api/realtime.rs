@@ -22,10 +22,7 @@ both_backends!(
 
 pub async fn room_with_members(app: &TestApp, n: usize) -> (String, Vec<WsClient>) {
     let owner = app.guest("owner").await;
-    let room = app.room(&owner, "movie night").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = app.room_id(&owner, "movie night").await;
     let mut clients = Vec::new();
     for i in 0..n {
         let token = if i == 0 {
@@ -89,10 +86,7 @@ async fn joined_reports_the_room_and_its_members(backend: Backend) {
     let app = spawn_app(backend).await;
     let alice = app.guest("alice").await;
     let bob = app.guest("bob").await;
-    let room = app.room(&alice, "r").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = app.room_id(&alice, "r").await;
     let mut a = WsClient::connect(&app.ws_url(), &alice.token).await;
     let joined = a.join(&room).await;
     assert_eq!(
@@ -139,10 +133,7 @@ async fn presence_is_per_user(backend: Backend) {
     let app = spawn_app(backend).await;
     let alice = app.guest("alice").await;
     let bob = app.guest("bob").await;
-    let room = app.room(&alice, "r").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = app.room_id(&alice, "r").await;
     let mut a = WsClient::connect(&app.ws_url(), &alice.token).await;
     a.join(&room).await;
     let mut b1 = WsClient::connect(&app.ws_url(), &bob.token).await;
@@ -368,10 +359,7 @@ async fn concurrent_senders_see_one_order_without_gaps(backend: Backend) {
 async fn archiving_a_room_removes_its_members(backend: Backend) {
     let app = spawn_app(backend).await;
     let owner = app.guest("owner").await;
-    let room = app.room(&owner, "r").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = app.room_id(&owner, "r").await;
     let mut c = WsClient::connect(&app.ws_url(), &owner.token).await;
     c.join(&room).await;
     assert_eq!(

@@ -26,10 +26,7 @@ async fn miss_and_rejoin(
 ) -> (Value, String, i64, Vec<WsClient>, String) {
     let owner = app.guest("owner").await;
     let late = app.guest("late").await;
-    let room = app.room(&owner, "r").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = app.room_id(&owner, "r").await;
     let mut a = WsClient::connect(&app.ws_url(), &owner.token).await;
     a.join(&room).await;
     let mut b = WsClient::connect(&app.ws_url(), &late.token).await;
@@ -200,28 +197,8 @@ async fn acked_events_survive_kill_9(backend: Backend) {
         ("SYNCTV__LIMITS__MESSAGES_PER_SECOND", "10000".to_owned()),
     ];
     let mut server = SynctvProcess::start(&env).await;
-    let client = reqwest::Client::new();
-    let guest: Value = client
-        .post(server.url("/api/v1/auth/guest"))
-        .json(&json!({"name": "k"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = guest["token"].as_str().unwrap().to_owned();
-    let room: Value = client
-        .post(server.url("/api/v1/rooms"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "k"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let room = room["id"].as_str().unwrap().to_owned();
+    let token = server.guest_token("k").await;
+    let room = server.create_room(&token, "k").await;
     let mut ws = WsClient::connect(&server.ws_url(), &token).await;
     ws.join(&room).await;
     // Fire many chats without waiting, collect what was acked, and kill mid-stream.
@@ -250,7 +227,7 @@ async fn acked_events_survive_kill_9(backend: Backend) {
         }
     }
     let server = SynctvProcess::start(&env).await;
-    let history: Value = client
+    let history: Value = reqwest::Client::new()
         .get(server.url(&format!("/api/v1/rooms/{room}/events?limit=1000")))
         .send()
         .await

@@ -92,10 +92,7 @@ async fn oversize_messages_are_too_large_at_65537_bytes(backend: Backend) {
 async fn unknown_rooms_and_rooms_not_joined_are_not_found(backend: Backend) {
     let app = spawn_app(backend).await;
     let owner = app.guest("o").await;
-    let room = app.room(&owner, "r").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = app.room_id(&owner, "r").await;
     let mut c = WsClient::connect(&app.ws_url(), &owner.token).await;
     c.send(json!({"type": "join", "room": "nosuchroom", "id": 1}))
         .await;
@@ -120,16 +117,10 @@ async fn the_seventeenth_room_is_too_many(backend: Backend) {
     let owner = app.guest("o").await;
     let mut c = WsClient::connect(&app.ws_url(), &owner.token).await;
     for i in 0..16 {
-        let room = app.room(&owner, &format!("r{i}")).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let room = app.room_id(&owner, &format!("r{i}")).await;
         c.join(&room).await;
     }
-    let room = app.room(&owner, "r16").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = app.room_id(&owner, "r16").await;
     c.send(json!({"type": "join", "room": room, "id": "17"}))
         .await;
     assert_eq!(c.recv_answer("17").await["code"], "too_many_rooms");
