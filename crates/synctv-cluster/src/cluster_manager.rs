@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use synctv_core::clock::now_ms;
 use synctv_core::storage::{ChangeOutcome, Database, RoomChange, RoomChangeKind};
-use synctv_core::{Actor, Config, Epoch, RoomId, UserId};
+use synctv_core::{Actor, Config, Epoch, EventKind, RoomId, UserId};
 use tokio::task::JoinHandle;
 
 /// One member connection, as the cluster layer knows it.
@@ -393,7 +393,25 @@ impl ClusterManager {
             .swap(recoveries, std::sync::atomic::Ordering::Relaxed)
             != recoveries
         {
-            self.presence.restore().await;
+            // Users the rest of the cluster recorded as gone meanwhile are back: say so.
+            for (room, users) in self.presence.restore().await {
+                for actor in users {
+                    // Only where the history says they left (a partition taken for a
+                    // death); after a plain Redis restart nobody left.
+                    match self.db.last_presence_event(&room, &actor.user_id).await {
+                        Ok(Some(EventKind::MemberLeft)) => {}
+                        _ => continue,
+                    }
+                    let change = RoomChange {
+                        room: room.clone(),
+                        by: Some(actor.clone()),
+                        kind: RoomChangeKind::MemberJoined(actor),
+                    };
+                    if let Err(e) = self.submit(change).await {
+                        tracing::warn!(room = %room, error = %e, "member_joined after an outage was not recorded");
+                    }
+                }
+            }
         }
         if let Err(e) = parts.registry.beat(&mut link, &self.this_node()).await {
             tracing::debug!(error = %e, "heartbeat failed");
@@ -434,7 +452,7 @@ impl ClusterManager {
             for actor in actors {
                 let change = RoomChange {
                     room: room.clone(),
-                    by: None,
+                    by: Some(actor.clone()),
                     kind: RoomChangeKind::MemberLeft(actor),
                 };
                 if let Err(e) = self.submit(change).await {

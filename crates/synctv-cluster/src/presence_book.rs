@@ -95,18 +95,25 @@ impl PresenceBook {
         self.local.count(room)
     }
 
-    /// Writes this node's presence into Redis again, room by room (after an outage).
-    pub async fn restore(&self) {
+    /// Writes this node's presence into Redis again, room by room (after an outage), and
+    /// returns, per room, the users Redis had counted as gone.
+    pub async fn restore(&self) -> Vec<(RoomId, Vec<Actor>)> {
         let Some((redis, presence)) = self.cluster() else {
-            return;
+            return Vec::new();
         };
         let mut link = redis.link();
+        let mut arrived = Vec::new();
         for (room, users) in self.local.snapshot() {
-            if let Err(e) = presence.restore(&mut link, &room, &users).await {
-                tracing::debug!(room = %room, error = %e, "restoring presence failed");
-                return;
+            match presence.restore(&mut link, &room, &users).await {
+                Ok(users) if !users.is_empty() => arrived.push((room, users)),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(room = %room, error = %e, "restoring presence failed");
+                    break;
+                }
             }
         }
+        arrived
     }
 
     /// Removes a dead node's share of presence: the users it alone held, per room.

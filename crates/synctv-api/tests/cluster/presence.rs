@@ -268,11 +268,34 @@ async fn presence_is_rebuilt_after_a_redis_restart() {
         Duration::from_secs(10).saturating_sub(restarted.elapsed()),
     )
     .await;
+    // Nobody left, so the history says nothing more than the three arrivals.
+    let presence = presence_events(&cluster, &room).await;
+    assert_eq!(presence.len(), 3, "{presence:?}");
+    assert!(
+        presence.iter().all(|(kind, _)| kind == "member_joined"),
+        "{presence:?}"
+    );
     let joined = WsClient::connect(&cluster.ws_url(1), &cluster.guest(1, "late").await.token)
         .await
         .join(&room)
         .await;
     assert_eq!(joined["members"].as_array().unwrap().len(), 4, "{joined}");
+}
+
+/// The room's presence events, oldest first: (kind, user name).
+async fn presence_events(cluster: &TestCluster, room: &str) -> Vec<(String, String)> {
+    cluster
+        .history(room)
+        .await
+        .iter()
+        .filter(|e| e["kind"] == "member_joined" || e["kind"] == "member_left")
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap_or("").to_owned(),
+                e["data"]["name"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
 }
 
 /// A node cut off from Redis long enough to be taken for dead comes back: it is listed
@@ -309,5 +332,20 @@ async fn presence_is_restored_when_a_partition_heals() {
         3,
         Duration::from_secs(10).saturating_sub(healed.elapsed()),
     )
+    .await;
+    // The survivors recorded node-2's member as gone; once back, the history says it
+    // joined again, so the history ends with who is really there.
+    let expected: Vec<(String, String)> = ["member_joined", "member_left", "member_joined"]
+        .iter()
+        .map(|kind| (kind.to_string(), "u2".to_owned()))
+        .collect();
+    wait_for(death_bound(), "u2 joins again in the history", || async {
+        let u2: Vec<(String, String)> = presence_events(&cluster, &room)
+            .await
+            .into_iter()
+            .filter(|(_, name)| name == "u2")
+            .collect();
+        (u2 == expected).then_some(())
+    })
     .await;
 }

@@ -68,7 +68,9 @@ return gone
 });
 
 /// Replaces this node's share of a room with its own count, adjusting the cluster-wide
-/// count by the difference. ARGV: n, then n triples of user, name, connections.
+/// count by the difference. ARGV: n, then n triples of user, name, connections. Returns
+/// the users who were absent cluster-wide before (Redis lost them, or a survivor took
+/// this node for dead and recorded them as gone).
 static RESTORE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -76,9 +78,11 @@ local old = {}
 local flat = redis.call('HGETALL', KEYS[3])
 for i = 1, #flat, 2 do old[flat[i]] = tonumber(flat[i + 1]) end
 local new = {}
+local arrived = {}
 for i = 0, tonumber(ARGV[1]) - 1 do
   local user, name, n = ARGV[2 + 3 * i], ARGV[3 + 3 * i], tonumber(ARGV[4 + 3 * i])
   new[user] = n
+  if redis.call('HEXISTS', KEYS[1], user) == 0 then table.insert(arrived, user) end
   redis.call('HSET', KEYS[2], user, name)
   local delta = n - (old[user] or 0)
   if delta ~= 0 then redis.call('HINCRBY', KEYS[1], user, delta) end
@@ -91,7 +95,7 @@ for user, n in pairs(old) do
 end
 redis.call('DEL', KEYS[3])
 for user, n in pairs(new) do redis.call('HSET', KEYS[3], user, n) end
-return 1
+return arrived
 ",
     )
 });
@@ -181,25 +185,32 @@ impl ClusterPresence {
 
     /// Writes this node's share of `room` as `users` (id, name, connections): after Redis
     /// lost it (a restart) or a survivor reaped it (a partition taken for a death).
+    /// Returns the users who were absent cluster-wide until now.
     pub async fn restore(
         &self,
         link: &mut RedisLink,
         room: &RoomId,
         users: &[(Actor, usize)],
-    ) -> RedisResult<()> {
+    ) -> RedisResult<Vec<Actor>> {
         let [members, names, share] = self.room_keys(room, &self.node_id);
         let mut args = vec![users.len().to_string()];
         for (who, count) in users {
             args.extend([who.user_id.to_string(), who.name.clone(), count.to_string()]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let _: i64 = link
+        let arrived: Vec<String> = link
             .run_script(&RESTORE, &[&members, &names, &share], &args)
             .await?;
         let mut cmd = redis::cmd("SADD");
         cmd.arg(self.keys.node_rooms(&self.node_id))
             .arg(room.as_str());
-        link.query::<i64>(&cmd).await.map(|_| ())
+        link.query::<i64>(&cmd).await?;
+        let arrived: Vec<Actor> = users
+            .iter()
+            .filter(|(who, _)| arrived.iter().any(|id| id == who.user_id.as_str()))
+            .map(|(who, _)| who.clone())
+            .collect();
+        Ok(arrived)
     }
 
     /// Removes a dead node's share of every room it held; returns the users who are gone

@@ -50,6 +50,30 @@ impl Database {
     }
 }
 
+impl Database {
+    /// The kind of the user's last `member_joined` or `member_left` in the room, if any.
+    pub async fn last_presence_event(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+    ) -> Result<Option<EventKind>, StorageError> {
+        let row = sqlx::query(
+            "SELECT kind FROM room_events WHERE room_id = $1 AND by_user_id = $2 \
+             AND kind IN ('member_joined', 'member_left') ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(room.as_str())
+        .bind(user.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|row| {
+            let kind: String = column(&row, "kind")?;
+            EventKind::parse(&kind)
+                .ok_or_else(|| StorageError::Corrupt(format!("event kind {kind}")))
+        })
+        .transpose()
+    }
+}
+
 fn event_from_row(row: &AnyRow) -> Result<Event, StorageError> {
     let kind: String = column(row, "kind")?;
     let data: String = column(row, "data")?;
