@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use synctv_core::clock::now_ms;
 use synctv_core::storage::{ChangeOutcome, Database, RoomChange, RoomChangeKind};
-use synctv_core::{Actor, Config, Epoch, EventKind, RoomId, UserId};
+use synctv_core::{Actor, Config, Epoch, RoomId, UserId};
 use tokio::task::JoinHandle;
 
 /// One member connection, as the cluster layer knows it.
@@ -62,26 +62,26 @@ pub struct NodeInfo {
 }
 
 pub struct ClusterManager {
-    node_id: String,
+    pub(crate) node_id: String,
     address: String,
-    db: Database,
+    pub(crate) db: Database,
     hub: Arc<RoomMessageHub>,
     writer: HistoryWriter,
     writer_task: std::sync::Mutex<Option<JoinHandle<()>>>,
-    presence: PresenceBook,
-    cluster: Option<ClusterParts>,
+    pub(crate) presence: PresenceBook,
+    pub(crate) cluster: Option<ClusterParts>,
     connections: ConnectionManager,
 }
 
 /// What cluster mode adds.
-struct ClusterParts {
-    redis: Arc<RedisLayer>,
-    registry: NodeRegistry,
+pub(crate) struct ClusterParts {
+    pub(crate) redis: Arc<RedisLayer>,
+    pub(crate) registry: NodeRegistry,
     /// Redis recoveries already answered by restoring presence.
-    restored: std::sync::atomic::AtomicU64,
+    pub(crate) restored: std::sync::atomic::AtomicU64,
     /// The last scan of the registry, and when it was made.
-    live_nodes: std::sync::Mutex<(Vec<NodeInfo>, Option<Instant>)>,
-    heartbeat: Duration,
+    pub(crate) live_nodes: std::sync::Mutex<(Vec<NodeInfo>, Option<Instant>)>,
+    pub(crate) heartbeat: Duration,
 }
 
 impl ClusterManager {
@@ -151,7 +151,7 @@ impl ClusterManager {
         if let Some(parts) = &manager.cluster {
             // A previous run under this node id left presence behind: clean it up now.
             manager.reap_node(&manager.node_id.clone()).await;
-            spawn_registry(Arc::downgrade(&manager), parts.heartbeat);
+            crate::membership::spawn(Arc::downgrade(&manager), parts.heartbeat);
         }
         let sweeper = Arc::downgrade(&manager);
         tokio::spawn(async move {
@@ -351,7 +351,7 @@ impl ClusterManager {
         }
     }
 
-    fn this_node(&self) -> NodeInfo {
+    pub(crate) fn this_node(&self) -> NodeInfo {
         NodeInfo {
             node_id: self.node_id.clone(),
             address: self.address.clone(),
@@ -381,87 +381,6 @@ impl ClusterManager {
         nodes
     }
 
-    /// One registry round: beat, list, and clean up after dead nodes.
-    async fn registry_round(&self) {
-        let Some(parts) = &self.cluster else { return };
-        let mut link = parts.redis.link();
-        // Redis came back: it may have lost our presence (a restart), or a survivor may
-        // have reaped it (a partition looked like a death). Write it again.
-        let recoveries = parts.redis.recoveries();
-        if parts
-            .restored
-            .swap(recoveries, std::sync::atomic::Ordering::Relaxed)
-            != recoveries
-        {
-            // Users the rest of the cluster recorded as gone meanwhile are back: say so.
-            for (room, users) in self.presence.restore().await {
-                for actor in users {
-                    // Only where the history says they left (a partition taken for a
-                    // death); after a plain Redis restart nobody left.
-                    match self.db.last_presence_event(&room, &actor.user_id).await {
-                        Ok(Some(EventKind::MemberLeft)) => {}
-                        _ => continue,
-                    }
-                    let change = RoomChange {
-                        room: room.clone(),
-                        by: Some(actor.clone()),
-                        kind: RoomChangeKind::MemberJoined(actor),
-                    };
-                    if let Err(e) = self.submit(change).await {
-                        tracing::warn!(room = %room, error = %e, "member_joined after an outage was not recorded");
-                    }
-                }
-            }
-        }
-        if let Err(e) = parts.registry.beat(&mut link, &self.this_node()).await {
-            tracing::debug!(error = %e, "heartbeat failed");
-            return;
-        }
-        match parts.registry.scan(&mut link).await {
-            Ok((live, dead)) => {
-                *parts.live_nodes.lock().unwrap_or_else(|p| p.into_inner()) =
-                    (live, Some(Instant::now()));
-                for node in dead {
-                    if node != self.node_id
-                        && parts
-                            .registry
-                            .claim_reaping(&mut link, &node)
-                            .await
-                            .unwrap_or(false)
-                    {
-                        tracing::info!(node = %node, "a node died: removing its members");
-                        self.reap_node(&node).await;
-                        let _ = parts.registry.forget(&mut link, &node).await;
-                    }
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "registry scan failed"),
-        }
-    }
-
-    /// Removes `node`'s presence and records `member_left` for the users only it held.
-    async fn reap_node(&self, node: &str) {
-        let departed = match self.presence.reap(node).await {
-            Ok(departed) => departed,
-            Err(e) => {
-                tracing::warn!(node = %node, error = %e, "cleaning up after a node failed");
-                return;
-            }
-        };
-        for (room, actors) in departed {
-            for actor in actors {
-                let change = RoomChange {
-                    room: room.clone(),
-                    by: Some(actor.clone()),
-                    kind: RoomChangeKind::MemberLeft(actor),
-                };
-                if let Err(e) = self.submit(change).await {
-                    tracing::warn!(room = %room, error = %e, "member_left of a dead node's user was not recorded");
-                }
-            }
-        }
-    }
-
     /// Lets pending history writes finish; call after every connection has left.
     pub async fn flush(&self) {
         let task = self
@@ -480,16 +399,3 @@ impl ClusterManager {
 
 /// How often a cluster node checks the history for events Redis did not bring.
 const RECONCILE_EVERY: Duration = Duration::from_secs(2);
-
-fn spawn_registry(manager: std::sync::Weak<ClusterManager>, every: Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
-            let Some(manager) = manager.upgrade() else {
-                break;
-            };
-            manager.registry_round().await;
-        }
-    });
-}

@@ -21,6 +21,7 @@ pub mod error;
 pub mod fan_out;
 pub mod history_writer;
 pub mod hub;
+mod membership;
 pub mod node_registry;
 pub mod outbox;
 pub mod presence;
