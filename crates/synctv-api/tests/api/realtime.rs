@@ -18,6 +18,7 @@ both_backends!(
     concurrent_senders_see_one_order_without_gaps,
     archiving_a_room_removes_its_members,
     ping_echoes_t_and_the_id,
+    chats_are_acked_while_rooms_are_created_alongside,
 );
 
 pub async fn room_with_members(app: &TestApp, n: usize) -> (String, Vec<WsClient>) {
@@ -399,4 +400,31 @@ async fn ping_echoes_t_and_the_id(backend: Backend) {
     c.send(json!({"type": "ping"})).await;
     let pong = c.recv().await;
     assert!(pong.get("id").is_none() && pong["t"].is_null());
+}
+
+async fn chats_are_acked_while_rooms_are_created_alongside(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.limits.messages_per_second = 10_000).await;
+    let (room, mut c) = room_with_members(&app, 1).await;
+    let owner = app.guest("creator").await;
+    // Other writers commit between the group commit's read and its write.
+    let creating = async {
+        for i in 0..60 {
+            app.room_id(&owner, &format!("side {i}")).await;
+        }
+    };
+    let chatting = async {
+        for i in 0..300 {
+            c[0].send(json!({"type": "chat", "room": room, "text": format!("c{i}"), "id": i}))
+                .await;
+        }
+        let mut acked = 0;
+        while acked < 300 {
+            let frame = c[0].recv().await;
+            assert_ne!(frame["type"], "error", "a chat was refused: {frame}");
+            if frame["type"] == "ack" {
+                acked += 1;
+            }
+        }
+    };
+    tokio::join!(creating, chatting);
 }

@@ -72,7 +72,7 @@ impl Database {
             by_room.entry(&change.room).or_default().push(i);
         }
         let rooms: Vec<&RoomId> = by_room.keys().copied().collect();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut positions = lock_rooms(&mut tx, &rooms, self.lock_clause()).await?;
         let mut outcomes: Vec<Option<ChangeOutcome>> = vec![None; changes.len()];
         let mut events = Vec::new();

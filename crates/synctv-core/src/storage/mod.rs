@@ -148,6 +148,19 @@ impl Database {
         &self.pool
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that read first could not upgrade after another
+    /// connection committed (`SQLITE_BUSY_SNAPSHOT`, which the busy timeout does not
+    /// retry), while an immediate one just waits its turn.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StorageError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// `FOR UPDATE` where the backend has row locks; SQLite serializes writers anyway.
     pub(crate) fn lock_clause(&self) -> &'static str {
         match self.backend {

@@ -67,7 +67,7 @@ impl Database {
             archived_at: None,
             state: PlaybackState::initial(now_ms),
         };
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO rooms (id, name, owner_id, control, password_hash, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
