@@ -78,7 +78,7 @@ pub async fn run(socket: WebSocket, ctx: ApiContext, actor: Actor, permit: Conne
 }
 
 impl Session {
-    async fn serve(mut self, mut socket: WebSocket, mut rx: OutboxReceiver) {
+    async fn serve(mut self, mut socket: WebSocket, rx: OutboxReceiver) {
         let limits = &self.ctx.config.limits;
         let idle = Duration::from_secs(limits.idle_timeout_secs);
         let mut idle_deadline = tokio::time::Instant::now() + idle;
@@ -90,16 +90,16 @@ impl Session {
                 tokio::select! {
                     biased;
                     _ = shutdown.draining() => {
-                        self.write_pending(&mut socket, &mut rx).await?;
+                        self.write_pending(&mut socket, &rx).await?;
                         send_reconnect(&mut socket, "shutdown", 0).await?;
                         return wait_for_leave(&mut socket, &shutdown).await;
                     }
                     _ = rx.overloaded.cancelled() => {
                         return reconnect(&mut socket, "overloaded", 1000).await;
                     }
-                    Some(item) = rx.frames.recv() => {
+                    item = rx.recv() => {
                         // A client that stops reading must not hold its session forever.
-                        match tokio::time::timeout(WRITE_TIMEOUT, self.write_frames(&mut socket, item, &mut rx)).await {
+                        match tokio::time::timeout(WRITE_TIMEOUT, self.write_frames(&mut socket, item, &rx)).await {
                             Ok(written) => written?,
                             Err(_) => return Ok(()),
                         }
@@ -112,7 +112,7 @@ impl Session {
                             // Boxed: message handling (joins, database reads) has large futures;
                             // inline, their size would be paid by every idle connection.
                             if let Flow::Close(code, reason) = Box::pin(self.receive(text.as_str())).await {
-                                self.write_pending(&mut socket, &mut rx).await?;
+                                self.write_pending(&mut socket, &rx).await?;
                                 return close(&mut socket, code, reason).await;
                             }
                         }
@@ -129,7 +129,7 @@ impl Session {
                     }
                     _ = tokio::time::sleep_until(max_deadline) => {
                         Refusal::MaxDuration.record();
-                        self.write_pending(&mut socket, &mut rx).await?;
+                        self.write_pending(&mut socket, &rx).await?;
                         return reconnect(&mut socket, "max_duration", 0).await;
                     }
                 }
@@ -153,7 +153,7 @@ impl Session {
         &mut self,
         socket: &mut WebSocket,
         first: Outbound,
-        rx: &mut OutboxReceiver,
+        rx: &OutboxReceiver,
     ) -> Result<(), axum::Error> {
         let mut oldest: Option<Instant> = None;
         let mut written = 0u64;
@@ -173,7 +173,7 @@ impl Session {
                 }
             }
             if written < WRITE_BATCH as u64 {
-                next = rx.frames.try_recv().ok();
+                next = rx.try_recv();
             }
         }
         socket.flush().await?;
@@ -189,9 +189,9 @@ impl Session {
     async fn write_pending(
         &mut self,
         socket: &mut WebSocket,
-        rx: &mut OutboxReceiver,
+        rx: &OutboxReceiver,
     ) -> Result<(), axum::Error> {
-        while let Ok(item) = rx.frames.try_recv() {
+        while let Some(item) = rx.try_recv() {
             self.write_frames(socket, item, rx).await?;
         }
         Ok(())
