@@ -3,7 +3,7 @@
 //! every acked event exactly once, with no gap.
 
 use crate::cluster::{check_history, final_state, state_key, wait_for, TestCluster};
-use crate::member::{Member, MemberTask, Publish};
+use crate::member::{assert_events_match, Member, MemberTask, Publish};
 use crate::redis::RedisServer;
 use std::time::Duration;
 
@@ -135,14 +135,5 @@ pub fn assert_received_the_history(member: &Member, history: &[serde_json::Value
         .collect();
     let expected: Vec<i64> = (member.first_seq + 1..=history.len() as i64).collect();
     assert_eq!(seqs, expected, "{}: missing events", member.label);
-    for event in &member.events {
-        let truth = &history[(event["seq"].as_i64().unwrap() - 1) as usize];
-        assert_eq!(
-            (&event["kind"], &event["data"], &event["by"]),
-            (&truth["kind"], &truth["data"], &truth["by"]),
-            "{}: another event at seq {}",
-            member.label,
-            event["seq"]
-        );
-    }
+    assert_events_match(member, history);
 }

@@ -5,7 +5,7 @@
 use crate::cluster::{
     check_history, death_bound, final_state, node_ids, state_key, wait_for, TestCluster,
 };
-use crate::member::{Member, MemberTask, Publish};
+use crate::member::{assert_events_match, Member, MemberTask, Publish};
 use crate::proxy::TcpProxy;
 use crate::redis::RedisServer;
 use crate::ws_client::WsClient;
@@ -60,20 +60,6 @@ async fn settle(cluster: &TestCluster, room: &str, tasks: Vec<MemberTask>) -> Ve
         members.push(task.finish().await);
     }
     members
-}
-
-/// Each event a member kept is the history's event at that seq.
-fn assert_events_match(member: &Member, history: &[Value]) {
-    for event in member.events.iter().filter(|e| e["kind"] != "resync") {
-        let seq = event["seq"].as_i64().unwrap();
-        let truth = &history[(seq - 1) as usize];
-        assert_eq!(
-            (&event["kind"], &event["data"], &event["by"]),
-            (&truth["kind"], &truth["data"], &truth["by"]),
-            "{}: another event at seq {seq}",
-            member.label
-        );
-    }
 }
 
 fn all_acked(members: &[Member]) -> Vec<(i64, String)> {

@@ -492,3 +492,17 @@ impl MemberTask {
         self.handle.is_finished()
     }
 }
+
+/// Each event a member kept is the history's event at that seq.
+pub fn assert_events_match(member: &Member, history: &[Value]) {
+    for event in member.events.iter().filter(|e| e["kind"] != "resync") {
+        let seq = event["seq"].as_i64().unwrap();
+        let truth = &history[(seq - 1) as usize];
+        assert_eq!(
+            (&event["kind"], &event["data"], &event["by"]),
+            (&truth["kind"], &truth["data"], &truth["by"]),
+            "{}: another event at seq {seq}",
+            member.label
+        );
+    }
+}
