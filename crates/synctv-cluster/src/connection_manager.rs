@@ -108,10 +108,6 @@ impl ConnectionManager {
     pub fn count(&self) -> usize {
         self.counts.global.load(Ordering::Relaxed)
     }
-
-    pub fn global_limit(&self) -> usize {
-        self.global
-    }
 }
 
 impl Drop for ConnectionPermit {

@@ -110,11 +110,6 @@ impl Presence {
             })
             .collect()
     }
-
-    /// Forgets a room entirely (it was archived).
-    pub fn clear(&self, room: &RoomId) {
-        self.rooms().remove(room);
-    }
 }
 
 #[cfg(test)]
