@@ -128,11 +128,7 @@ pub fn assert_received_the_history(member: &Member, history: &[serde_json::Value
         "{}: resync without a fault",
         member.label
     );
-    let seqs: Vec<i64> = member
-        .events
-        .iter()
-        .map(|e| e["seq"].as_i64().unwrap())
-        .collect();
+    let seqs = member.seqs();
     let expected: Vec<i64> = (member.first_seq + 1..=history.len() as i64).collect();
     assert_eq!(seqs, expected, "{}: missing events", member.label);
     assert_events_match(member, history);

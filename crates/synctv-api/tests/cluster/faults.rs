@@ -122,11 +122,7 @@ async fn kill_9_of_a_node_while_events_flow() {
             member.label
         );
         // Every event after its first join, none missing, none twice.
-        let seqs: Vec<i64> = member
-            .events
-            .iter()
-            .map(|e| e["seq"].as_i64().unwrap())
-            .collect();
+        let seqs = member.seqs();
         let expected: Vec<i64> = (member.first_seq + 1..=member.last_seq).collect();
         assert_eq!(seqs, expected, "{}", member.label);
         assert_events_match(member, &history);

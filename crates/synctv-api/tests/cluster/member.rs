@@ -83,6 +83,14 @@ pub struct MemberTask {
 }
 
 impl Member {
+    /// The seqs of the events this member kept, in the order it received them.
+    pub fn seqs(&self) -> Vec<i64> {
+        self.events
+            .iter()
+            .map(|e| e["seq"].as_i64().unwrap())
+            .collect()
+    }
+
     /// Connects to the first of `urls` that accepts and joins `room`.
     pub async fn join(label: &str, urls: Vec<String>, token: &str, room: &str) -> Member {
         let mut member = Member {

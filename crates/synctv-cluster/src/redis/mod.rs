@@ -195,12 +195,13 @@ async fn receive_loop(
         let Some(layer) = layer.upgrade() else { break };
         match push.kind {
             PushKind::Message | PushKind::SMessage => {
+                let mut data = push.data.into_iter();
                 let (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) =
-                    (push.data.first(), push.data.get(1))
+                    (data.next(), data.next())
                 else {
                     continue;
                 };
-                let Some(room) = std::str::from_utf8(channel)
+                let Some(room) = std::str::from_utf8(&channel)
                     .ok()
                     .and_then(|c| layer.keys.room_of_channel(c))
                 else {
@@ -212,7 +213,8 @@ async fn receive_loop(
                 if &payload[..split] == layer.node_id.as_bytes() {
                     continue; // our own event, already delivered here by the commit
                 }
-                let frame = Bytes::copy_from_slice(&payload[split + 1..]);
+                // The event's bytes are the tail of the message: shared, not copied.
+                let frame = Bytes::from(payload).slice(split + 1..);
                 let Ok(event) = serde_json::from_slice::<Event>(&frame) else {
                     metrics::counter!("synctv_redis_bad_messages_total").increment(1);
                     continue;

@@ -75,7 +75,6 @@ impl Database {
         let mut tx = self.begin_write().await?;
         let mut positions = lock_rooms(&mut tx, &rooms, self.lock_clause()).await?;
         let mut outcomes: Vec<Option<ChangeOutcome>> = vec![None; changes.len()];
-        let mut events = Vec::new();
         let mut changed: Vec<&RoomId> = Vec::new();
         let mut archived: Vec<&RoomId> = Vec::new();
         for (room, indices) in &by_room {
@@ -87,7 +86,7 @@ impl Database {
             };
             let before = position.last_seq;
             for &i in indices {
-                outcomes[i] = Some(position.apply(&changes[i], now_ms, &mut events));
+                outcomes[i] = Some(position.apply(&changes[i], now_ms));
             }
             if position.archived {
                 archived.push(room);
@@ -99,6 +98,14 @@ impl Database {
         let touched: Vec<(&RoomId, &RoomPosition)> = changed
             .iter()
             .filter_map(|room| positions.get(*room).map(|p| (*room, p)))
+            .collect();
+        // The events to store are the ones in the outcomes: borrowed, not copied.
+        let events: Vec<&Event> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Some(ChangeOutcome::Committed(done)) => Some(&done.event),
+                _ => None,
+            })
             .collect();
         if !events.is_empty() {
             insert_events(&mut tx, &events).await?;
@@ -184,13 +191,8 @@ struct RoomPosition {
 }
 
 impl RoomPosition {
-    /// Applies one change: the event it makes (pushed to `events`), or why not.
-    fn apply(
-        &mut self,
-        change: &RoomChange,
-        now_ms: i64,
-        events: &mut Vec<Event>,
-    ) -> ChangeOutcome {
+    /// Applies one change: the event it makes, or why not.
+    fn apply(&mut self, change: &RoomChange, now_ms: i64) -> ChangeOutcome {
         if self.archived {
             return ChangeOutcome::Rejected(Rejection::NotFound);
         }
@@ -233,7 +235,6 @@ impl RoomPosition {
             data,
             server_time: now_ms,
         };
-        events.push(event.clone());
         ChangeOutcome::Committed(CommittedChange {
             event,
             state: self.state.clone(),
@@ -319,7 +320,7 @@ async fn upsert_states(
 
 async fn insert_events(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    events: &[Event],
+    events: &[&Event],
 ) -> Result<(), StorageError> {
     // A few hundred rows at most (history.max_batch), far below Postgres's bind limit.
     let mut sql = String::from(
