@@ -12,26 +12,29 @@ WORKDIR /src
 # stub sources. This layer is reused until a Cargo.toml or Cargo.lock changes, so editing
 # our own code rebuilds our crates only.
 COPY Cargo.toml Cargo.lock ./
-COPY crates/synctv-core/Cargo.toml crates/synctv-core/
-COPY crates/synctv-cluster/Cargo.toml crates/synctv-cluster/
-COPY crates/synctv-api/Cargo.toml crates/synctv-api/
-COPY crates/synctv-bench/Cargo.toml crates/synctv-bench/
+COPY synctv-core/Cargo.toml synctv-core/
+COPY synctv-cluster/Cargo.toml synctv-cluster/
+COPY synctv-api/Cargo.toml synctv-api/
+COPY synctv-bench/Cargo.toml synctv-bench/
 RUN for crate in synctv-core synctv-cluster; do \
-        mkdir -p "crates/$crate/src" && touch "crates/$crate/src/lib.rs"; \
+        mkdir -p "$crate/src" && touch "$crate/src/lib.rs"; \
     done \
     && for crate in synctv-api synctv-bench; do \
-        mkdir -p "crates/$crate/src" && echo 'fn main() {}' > "crates/$crate/src/main.rs"; \
+        mkdir -p "$crate/src" && echo 'fn main() {}' > "$crate/src/main.rs"; \
     done \
     && cargo build --release --locked -p synctv-api \
-    && rm -rf crates/*/src
+    && rm -rf synctv-*/src
 
 # The real sources. Migrations are embedded into the binary at compile time
 # (sqlx::migrate!), so they must be here before the build.
 COPY migrations migrations
-COPY crates crates
+COPY synctv-core synctv-core
+COPY synctv-cluster synctv-cluster
+COPY synctv-api synctv-api
+COPY synctv-bench synctv-bench
 # COPY keeps the build context's modification times, which can be older than the stub
 # build above; touching makes cargo rebuild our crates instead of keeping the stubs.
-RUN find crates -name '*.rs' -exec touch {} + \
+RUN find synctv-core synctv-cluster synctv-api synctv-bench -name '*.rs' -exec touch {} + \
     && cargo build --release --locked -p synctv-api \
     && install -m 0755 target/release/synctv /usr/local/bin/synctv
 

@@ -23,8 +23,8 @@ use std::time::Duration;
 /// Where the embedded SQLite file lives when no URL is configured.
 pub const DEFAULT_SQLITE_PATH: &str = "data/synctv.db";
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

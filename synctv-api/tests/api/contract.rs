@@ -5,7 +5,7 @@ use std::path::Path;
 
 #[test]
 fn the_docs_copy_of_the_contract_is_the_shared_contract() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let ours = std::fs::read_to_string(repo.join("docs/PROTOCOL.md")).expect("docs/PROTOCOL.md");
     for section in [
         "## HTTP",

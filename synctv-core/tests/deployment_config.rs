@@ -17,7 +17,7 @@ type Env = BTreeMap<String, String>;
 
 fn repo_file(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
+        .join("..")
         .join(relative)
 }
 
