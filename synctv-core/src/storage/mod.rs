@@ -3,12 +3,14 @@
 //! Both backends run the same portable SQL through `sqlx::AnyPool` (`$N` placeholders,
 //! integers for booleans), so every endpoint behaves the same on each. Each concern has
 //! its file: [`users`], [`rooms`], [`history`] (reading the log), [`commit`] (the group
-//! commit that appends to it and assigns `seq`), [`settings`].
+//! commit that appends to it and assigns `seq`), [`settings`]. [`sqlite_file`] reads a
+//! configured `sqlite:` URL the way the embedded default is read.
 
 mod commit;
 mod history;
 mod rooms;
 mod settings;
+mod sqlite_file;
 mod users;
 
 pub use commit::{ChangeOutcome, CommittedChange, Rejection, RoomChange, RoomChangeKind};
@@ -43,6 +45,8 @@ pub enum StorageError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot create the SQLite database {file}: its directory {dir} does not exist")]
+    NoSqliteDir { file: String, dir: String },
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
 }
@@ -79,6 +83,7 @@ impl Database {
     ) -> Result<Self, StorageError> {
         sqlx::any::install_default_drivers();
         let url = match url {
+            Some(url) if url.starts_with("sqlite:") => sqlite_file::prepare_url(url)?,
             Some(url) => url.to_owned(),
             None => {
                 let dir = Path::new(DEFAULT_SQLITE_PATH)
