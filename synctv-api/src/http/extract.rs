@@ -7,9 +7,11 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 
-/// A JSON body. Missing, non-JSON, mistyped or oversized bodies are refused with
-/// `bad_request` (or `too_large`).
+/// A JSON object body. Missing, non-JSON, mistyped or oversized bodies are refused with
+/// `bad_request` (or `too_large`), and so is JSON that is not an object: every body of the
+/// contract is one, and serde would otherwise read a struct from an array (`["alice"]`).
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -20,7 +22,18 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        // First the body as JSON text (content type, size and syntax checked), then the
+        // object check, then the fields.
+        let raw = match axum::Json::<Box<RawValue>>::from_request(req, state).await {
+            Ok(axum::Json(raw)) => raw,
+            Err(rejection) => return Err(json_rejection(rejection)),
+        };
+        if !raw.get().trim_start().starts_with('{') {
+            return Err(ApiError::BadRequest(
+                "the request body must be a JSON object".into(),
+            ));
+        }
+        match axum::Json::<T>::from_bytes(raw.get().as_bytes()) {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }

@@ -10,6 +10,7 @@ mod cli;
 mod contract;
 mod health;
 mod history;
+mod json_bodies;
 mod lifecycle;
 mod outage;
 mod realtime;
