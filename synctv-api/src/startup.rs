@@ -121,8 +121,8 @@ impl Application {
     /// reconnect and given `server.drain_secs` to leave, then the history is flushed.
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         let ctx = self.ctx.clone();
+        // No `node_id` field: the log formatter stamps every line with it (telemetry.rs).
         tracing::info!(
-            node_id = ctx.cluster.node_id(),
             port = self.port,
             backend = ?ctx.db.backend(),
             cluster_mode = ctx.config.cluster_mode(),

@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -63,11 +64,13 @@ fn migrate_creates_the_embedded_database() {
 }
 
 #[test]
-fn every_json_log_line_names_the_node() {
-    let lines = serve_and_stop("json");
+fn every_json_log_line_names_the_node_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = serve_and_stop(dir.path(), &[("SYNCTV__LOG__FORMAT", "json")]);
     for line in &lines {
         let value: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(value["node_id"], "node-under-test", "{line}");
+        assert_eq!(line.matches("node-under-test").count(), 1, "{line}");
     }
     assert!(
         lines.iter().any(|l| l.contains("allows at most")),
@@ -76,30 +79,79 @@ fn every_json_log_line_names_the_node() {
 }
 
 #[test]
-fn every_text_log_line_names_the_node() {
-    let lines = serve_and_stop("text");
+fn every_text_log_line_names_the_node_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = serve_and_stop(dir.path(), &[("SYNCTV__LOG__FORMAT", "text")]);
     for line in &lines {
         assert!(line.ends_with("node_id=node-under-test"), "{line}");
+        assert_eq!(line.matches("node-under-test").count(), 1, "{line}");
     }
 }
 
-/// Runs `synctv` until it says it is ready, sends SIGTERM, checks it exits 0, and returns
-/// what it logged.
-fn serve_and_stop(format: &str) -> Vec<String> {
+/// `sqlite:///absolute/path` and `sqlite://./relative` name files that the server
+/// creates when they do not exist yet, as it creates the embedded default.
+#[test]
+fn sqlite_urls_name_files_the_server_creates() {
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
+    let absolute = dir.path().join("new.db");
+    assert!(absolute.is_absolute());
+    for (url, file) in [
+        (format!("sqlite://{}", absolute.display()), absolute.clone()),
+        (
+            "sqlite://./other.db".to_owned(),
+            dir.path().join("other.db"),
+        ),
+    ] {
+        assert!(!file.exists());
+        let lines = serve_and_stop(dir.path(), &[("SYNCTV__DATABASE__URL", &url)]);
+        assert!(file.is_file(), "{url} made no file: {lines:?}");
+        assert!(!dir.path().join("data").exists(), "{url} used the default");
+    }
+}
+
+#[test]
+fn a_sqlite_file_in_a_missing_directory_stops_the_server_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir");
+    for url in [
+        format!("sqlite://{}/new.db", missing.display()),
+        "sqlite://./no-such-dir/new.db".to_owned(),
+    ] {
+        let out = synctv()
+            .current_dir(dir.path())
+            .env("SYNCTV__SERVER__PORT", free_port().to_string())
+            .env("SYNCTV__DATABASE__URL", &url)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{url} was accepted");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.contains("no-such-dir") && stderr.contains("does not exist"),
+            "{url}: {stderr}"
+        );
+        assert!(!missing.exists());
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let mut child = synctv()
-        .current_dir(dir.path())
-        .env("SYNCTV__SERVER__PORT", port.to_string())
+        .port()
+}
+
+/// Runs `synctv` in `dir` with `env` until it says it is ready, sends SIGTERM, checks it
+/// exits 0, and returns what it logged.
+fn serve_and_stop(dir: &Path, env: &[(&str, &str)]) -> Vec<String> {
+    let mut command = synctv();
+    command
+        .current_dir(dir)
+        .env("SYNCTV__SERVER__PORT", free_port().to_string())
         .env("SYNCTV__CLUSTER__NODE_ID", "node-under-test")
-        .env("SYNCTV__LOG__FORMAT", format)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped());
+    let mut child = command.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
@@ -113,8 +165,11 @@ fn serve_and_stop(format: &str) -> Vec<String> {
         }
         lines
     });
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("synctv did not start");
+    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("synctv did not start: {:?}", reader.join().unwrap());
+    }
     // SAFETY: signalling the child this test started, by its pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
