@@ -8,16 +8,23 @@
 //! - [`http`]: the axum router; one module per resource, [`ApiContext`](http::ApiContext)
 //!   as the only state, [`ApiError`](http::ApiError) as the only error body.
 //! - [`ws`]: the WebSocket endpoint (`GET /ws`), the realtime half of the contract.
-//! - [`auth`]: guest tokens (HS256 JWT) and the `AuthUser` extractor.
+//! - [`auth`]: guest tokens (HS256 JWT, each with an id), WebSocket tickets, and the
+//!   `AuthUser` extractor.
+//! - [`revocation`]: logged-out tokens, polled from the database so every node refuses
+//!   them within seconds, and the watches that close their WebSockets.
+//! - [`guard`]: the Origin rule, trusted proxies and client addresses, per-address
+//!   limits, and credentials redacted from logged URLs.
 //! - [`shutdown`]: the drain signal every task watches.
 //! - [`node`]: this node's id and the file-descriptor ceiling on connections.
 //! - [`telemetry`]: tracing setup, text or JSON lines, the node id on every line.
 //! - [`metrics`]: the process-wide Prometheus recorder behind `/metrics`.
 
 pub mod auth;
+pub mod guard;
 pub mod http;
 pub mod metrics;
 pub mod node;
+pub mod revocation;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

@@ -2,8 +2,10 @@
 //! start, so `run_until_stopped` only serves.
 
 use crate::auth::TokenService;
+use crate::guard::Guards;
 use crate::http::{self, ApiContext};
 use crate::node;
+use crate::revocation::Revocations;
 use crate::shutdown::Shutdown;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +14,8 @@ use synctv_cluster::ClusterManager;
 use synctv_core::storage::{Database, StorageError};
 use synctv_core::Config;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// After the drain, how long connections still open get to close before the history is
 /// flushed regardless.
@@ -40,6 +44,10 @@ pub struct Application {
     listener: TcpListener,
     port: u16,
     ctx: ApiContext,
+    /// The HTTP layer's own background tasks (the revocation poller), stopped after the
+    /// drain.
+    tasks: TaskTracker,
+    stop_tasks: CancellationToken,
 }
 
 impl Application {
@@ -88,7 +96,13 @@ impl Application {
         .await
         .map_err(StartupError::Cluster)?;
 
+        let tasks = TaskTracker::new();
+        let stop_tasks = CancellationToken::new();
+        let revocations = Revocations::new();
+        revocations.spawn_poller(db.clone(), &tasks, stop_tasks.child_token());
+
         let ctx = ApiContext {
+            guards: Arc::new(Guards::from_config(&config)),
             config: Arc::new(config),
             db,
             cluster,
@@ -96,11 +110,14 @@ impl Application {
             shutdown: Shutdown::new(),
             started_at: Instant::now(),
             metrics,
+            revocations,
         };
         Ok(Self {
             listener,
             port,
             ctx,
+            tasks,
+            stop_tasks,
         })
     }
 
@@ -135,6 +152,9 @@ impl Application {
         // Members still connected after the drain had `CLOSE_GRACE` to leave; what they
         // owe the history (their `member_left`) is written before exit.
         wait_for_connections(&ctx, CLOSE_GRACE).await;
+        self.stop_tasks.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
         ctx.cluster.flush().await;
         ctx.db.close().await;
         tracing::info!("stopped");

@@ -4,7 +4,9 @@
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -28,8 +30,15 @@ pub struct ServerConfig {
     /// How long a shutdown waits for clients to leave after `reconnect`.
     pub drain_secs: u64,
     /// Other synctv addresses offered to browsers in `/config.json` (the page picks the
-    /// fastest). Empty means "this server only".
+    /// fastest). Empty means "this server only". Their origins may also open WebSockets
+    /// and send POST and DELETE requests from a browser.
     pub public_urls: Vec<String>,
+    /// Browser origins allowed besides the server's own and its public URLs (exact
+    /// matches; `["*"]` allows every origin).
+    pub allowed_origins: Vec<String>,
+    /// Proxy addresses or CIDRs whose `X-Forwarded-For` names the client; the header is
+    /// ignored from anyone else.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +48,8 @@ impl Default for ServerConfig {
             port: 8080,
             drain_secs: 10,
             public_urls: Vec::new(),
+            allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -139,6 +150,10 @@ pub struct LimitsConfig {
     /// group commit can hand a room that many events at once. The queue allocates as it
     /// fills, so an idle connection pays nothing for a large bound.
     pub outbound_queue: usize,
+    /// Guest tokens one client address may obtain per minute (`POST /api/v1/auth/guest`).
+    pub guests_per_minute: u32,
+    /// Rooms one client address may create per minute (`POST /api/v1/rooms`).
+    pub rooms_per_minute: u32,
 }
 
 impl Default for LimitsConfig {
@@ -153,6 +168,8 @@ impl Default for LimitsConfig {
             rooms_per_connection: 16,
             max_message_bytes: 65_536,
             outbound_queue: 4096,
+            guests_per_minute: 10,
+            rooms_per_minute: 30,
         }
     }
 }
@@ -320,6 +337,8 @@ impl Config {
             ("limits.max_message_bytes", l.max_message_bytes),
             ("limits.outbound_queue", l.outbound_queue),
             ("limits.messages_per_second", l.messages_per_second as usize),
+            ("limits.guests_per_minute", l.guests_per_minute as usize),
+            ("limits.rooms_per_minute", l.rooms_per_minute as usize),
             ("history.max_batch", self.history.max_batch),
             (
                 "database.max_connections",
@@ -328,6 +347,14 @@ impl Config {
         ] {
             if value == 0 {
                 return rule(key, "must be at least 1");
+            }
+        }
+        for proxy in &self.server.trusted_proxies {
+            if parse_network(proxy).is_none() {
+                return Err(ConfigError::Rule {
+                    key: "server.trusted_proxies",
+                    reason: format!("{proxy:?} is not an IP address or CIDR"),
+                });
             }
         }
         if l.idle_timeout_secs == 0 || l.max_duration_secs == 0 || self.cluster.heartbeat_secs == 0
@@ -340,4 +367,21 @@ impl Config {
     pub fn cluster_mode(&self) -> bool {
         self.redis.url.is_some()
     }
+
+    /// `server.trusted_proxies` as networks (validated at load, so none is dropped).
+    pub fn trusted_proxy_networks(&self) -> Vec<IpNet> {
+        self.server
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| parse_network(p))
+            .collect()
+    }
+}
+
+/// `10.0.0.0/8`, `::1/128`, or a bare address (a network of one).
+fn parse_network(text: &str) -> Option<IpNet> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .ok()
+        .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
 }

@@ -57,6 +57,9 @@ export async function startSynctv({ name = 'node', dir, port, dbUrl, env = {}, r
       SYNCTV__SERVER__PORT: String(port),
       SYNCTV__DATABASE__URL: dbUrl,
       SYNCTV__SERVER__DRAIN_SECS: '2',
+      // Every test signs in from 127.0.0.1.
+      SYNCTV__LIMITS__GUESTS_PER_MINUTE: '100000',
+      SYNCTV__LIMITS__ROOMS_PER_MINUTE: '100000',
       RUST_LOG: process.env.RUST_LOG || 'info',
       ...env,
     },

@@ -15,12 +15,16 @@ pub use extract::{ApiJson, ApiQuery};
 pub use rooms::verify_room_password;
 
 use crate::auth::TokenService;
+use crate::guard::redact::redact_uri;
+use crate::guard::{Guards, OriginPolicy};
+use crate::revocation::Revocations;
 use crate::shutdown::Shutdown;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use synctv_cluster::ClusterManager;
@@ -41,6 +45,10 @@ pub struct ApiContext {
     pub shutdown: Shutdown,
     pub started_at: Instant,
     pub metrics: PrometheusHandle,
+    /// Logged-out tokens, kept in step with the other nodes.
+    pub revocations: Arc<Revocations>,
+    /// The Origin rule, trusted proxies and per-address limits.
+    pub guards: Arc<Guards>,
 }
 
 pub fn router(ctx: ApiContext) -> Router {
@@ -57,9 +65,39 @@ pub fn router(ctx: ApiContext) -> Router {
             ApiError::MethodNotAllowed("this endpoint does not take that method".into())
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(ctx.clone(), check_origin))
         .layer(middleware::from_fn(count_requests))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(ctx)
+}
+
+/// The request's span, with credentials redacted from its URL (the default span logs
+/// the URL as it came, `?token=` included).
+fn request_span(req: &Request) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %req.method(),
+        uri = %redact_uri(&req.uri().to_string()),
+        version = ?req.version(),
+    )
+}
+
+/// The Origin rule, before any handler (a refused upgrade opens no socket).
+async fn check_origin(State(ctx): State<ApiContext>, req: Request, next: Next) -> Response {
+    if OriginPolicy::applies_to(req.method(), req.uri().path(), req.headers()) {
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        if let Err(refused) = ctx
+            .guards
+            .origins
+            .check(req.headers(), peer, &ctx.guards.proxies)
+        {
+            return refused.into_response();
+        }
+    }
+    next.run(req).await
 }
 
 /// `synctv_http_requests_total{status}` and `synctv_http_request_seconds`; no path label,

@@ -2,6 +2,7 @@
 
 use super::{ApiContext, ApiError, ApiJson, ApiQuery};
 use crate::auth::AuthUser;
+use crate::guard::ClientAddress;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use axum::extract::{Path, State};
@@ -39,9 +40,14 @@ struct CreateRoom {
 
 async fn create_room(
     State(ctx): State<ApiContext>,
+    ClientAddress(addr): ClientAddress,
     AuthUser(claims): AuthUser,
     ApiJson(req): ApiJson<CreateRoom>,
 ) -> Result<(StatusCode, Json<Room>), ApiError> {
+    ctx.guards
+        .rooms
+        .check(addr)
+        .map_err(|retry| super::auth::rate_limited("rooms", retry))?;
     let name = normalize_name(&req.name, MAX_ROOM_NAME_CHARS).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "name must be 1 to {MAX_ROOM_NAME_CHARS} characters after trimming"

@@ -193,6 +193,7 @@ pub fn decode(text: &str) -> Result<(Option<MessageId>, ClientMessage), BadMessa
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     BadRequest,
+    Unauthorized,
     Forbidden,
     NotFound,
     Conflict,

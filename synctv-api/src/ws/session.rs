@@ -9,6 +9,7 @@
 use super::handlers::joined_rooms_gauge;
 use super::protocol::{ErrorCode, MessageId, ServerMessage};
 use crate::http::ApiContext;
+use crate::revocation::RevocationWatch;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -28,6 +29,8 @@ const WRITE_BATCH: usize = 64;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client that ignores this many rate-limit errors in a row is closed.
 pub(super) const MAX_REFUSED_IN_A_ROW: u32 = 200;
+/// The close code of a connection whose token was revoked (logout).
+const CLOSE_REVOKED: u16 = 4401;
 
 /// What a joined room allows this connection.
 pub(super) struct RoomAccess {
@@ -58,7 +61,13 @@ pub struct Session {
     _permit: ConnectionPermit,
 }
 
-pub async fn run(socket: WebSocket, ctx: ApiContext, actor: Actor, permit: ConnectionPermit) {
+pub async fn run(
+    socket: WebSocket,
+    ctx: ApiContext,
+    actor: Actor,
+    permit: ConnectionPermit,
+    revoked: RevocationWatch,
+) {
     let limits = &ctx.config.limits;
     let (outbox, rx) = Outbox::new(limits.outbound_queue);
     let session = Session {
@@ -74,11 +83,11 @@ pub async fn run(socket: WebSocket, ctx: ApiContext, actor: Actor, permit: Conne
         _permit: permit,
         ctx,
     };
-    session.serve(socket, rx).await;
+    session.serve(socket, rx, revoked).await;
 }
 
 impl Session {
-    async fn serve(mut self, mut socket: WebSocket, rx: OutboxReceiver) {
+    async fn serve(mut self, mut socket: WebSocket, rx: OutboxReceiver, revoked: RevocationWatch) {
         let limits = &self.ctx.config.limits;
         let idle = Duration::from_secs(limits.idle_timeout_secs);
         let mut idle_deadline = tokio::time::Instant::now() + idle;
@@ -93,6 +102,19 @@ impl Session {
                         self.write_pending(&mut socket, &rx).await?;
                         send_reconnect(&mut socket, "shutdown", 0).await?;
                         return wait_for_leave(&mut socket, &shutdown).await;
+                    }
+                    _ = revoked.revoked() => {
+                        self.write_pending(&mut socket, &rx).await?;
+                        let frame = ServerMessage::Error {
+                            id: None,
+                            code: ErrorCode::Unauthorized,
+                            message: "the token of this connection was revoked (logged out)",
+                            room: None,
+                            state: None,
+                        }
+                        .encode();
+                        socket.send(Message::Text(text_frame(frame))).await?;
+                        return close(&mut socket, CLOSE_REVOKED, "token revoked").await;
                     }
                     _ = rx.overloaded.cancelled() => {
                         return reconnect(&mut socket, "overloaded", 1000).await;

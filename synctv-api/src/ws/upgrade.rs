@@ -2,7 +2,7 @@
 //! contract's JSON error body, and no WebSocket is opened.
 
 use super::session;
-use crate::auth::bearer_token;
+use crate::auth::authenticate_upgrade;
 use crate::http::{ApiContext, ApiError};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
@@ -29,6 +29,7 @@ pub fn router() -> Router<ApiContext> {
 #[derive(Deserialize)]
 struct WsQuery {
     token: Option<String>,
+    ticket: Option<String>,
 }
 
 async fn upgrade(
@@ -44,20 +45,26 @@ async fn upgrade(
         )
         .into_response();
     }
-    let token = query
-        .token
-        .or_else(|| bearer_token(&headers).map(str::to_owned));
-    let claims = match token.as_deref().map(|t| ctx.tokens.verify(t)) {
-        Some(Ok(claims)) => claims,
-        _ => {
+    let identity = match authenticate_upgrade(
+        &ctx,
+        query.ticket.as_deref(),
+        query.token.as_deref(),
+        &headers,
+    )
+    .await
+    {
+        Ok(identity) => identity,
+        Err(ApiError::Unauthorized(reason)) => {
             Refusal::BadToken.record();
-            return ApiError::Unauthorized(
-                "a valid token is required (?token= or Authorization: Bearer)".into(),
-            )
+            return ApiError::Unauthorized(format!(
+                "{reason}: a valid ?ticket=, ?token= or Authorization: Bearer is required"
+            ))
             .into_response();
         }
+        Err(other) => return other.into_response(),
     };
-    let actor = claims.actor();
+    let actor = identity.actor;
+    let revoked = ctx.revocations.watch(&identity.token_id);
     let permit = match ctx.cluster.connections().admit(&actor.user_id) {
         Ok(permit) => permit,
         Err(refusal) => {
@@ -72,5 +79,5 @@ async fn upgrade(
         .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(HARD_MESSAGE_LIMIT.max(ctx.config.limits.max_message_bytes + 1))
-        .on_upgrade(move |socket| session::run(socket, ctx, actor, permit))
+        .on_upgrade(move |socket| session::run(socket, ctx, actor, permit, revoked))
 }

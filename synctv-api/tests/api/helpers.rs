@@ -68,6 +68,9 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     config.server.host = "127.0.0.1".into();
     config.server.port = 0;
     config.server.drain_secs = 2;
+    // Every test signs in from 127.0.0.1; the per-address limits have their own tests.
+    config.limits.guests_per_minute = 100_000;
+    config.limits.rooms_per_minute = 100_000;
     let data = match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().unwrap();
@@ -207,6 +210,29 @@ impl TestApp {
             req = req.bearer_auth(token);
         }
         req.send().await.unwrap()
+    }
+
+    /// `POST /api/v1/auth/{action}` (`ticket`, `refresh`, `logout`) with `token`.
+    pub async fn post_auth(&self, action: &str, token: &str) -> Response {
+        self.client
+            .post(self.url(&format!("/api/v1/auth/{action}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A fresh WebSocket ticket for `token`.
+    pub async fn ticket(&self, token: &str) -> String {
+        let resp = self.post_auth("ticket", token).await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let body: Value = resp.json().await.unwrap();
+        body["ticket"].as_str().expect("a ticket").to_owned()
+    }
+
+    /// `/ws?ticket=…`
+    pub fn ticket_url(&self, ticket: &str) -> String {
+        format!("{}?ticket={ticket}", self.ws_url())
     }
 
     pub async fn room_events(&self, id: &str, query: &str) -> Response {

@@ -31,6 +31,9 @@ impl SynctvProcess {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("SYNCTV__SERVER__PORT", port.to_string())
             .env("SYNCTV__LOG__LEVEL", "warn")
+            // Every test signs in from 127.0.0.1; the per-address limits have their own tests.
+            .env("SYNCTV__LIMITS__GUESTS_PER_MINUTE", "100000")
+            .env("SYNCTV__LIMITS__ROOMS_PER_MINUTE", "100000")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());

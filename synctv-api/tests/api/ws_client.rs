@@ -41,11 +41,27 @@ impl WsClient {
     }
 
     pub async fn try_connect(url: &str, bearer: Option<&str>) -> Result<WsClient, Refused> {
+        let authorization = bearer.map(|token| format!("Bearer {token}"));
+        let headers: Vec<(&str, &str)> = authorization
+            .as_deref()
+            .map(|value| ("authorization", value))
+            .into_iter()
+            .collect();
+        Self::try_connect_with(url, &headers).await
+    }
+
+    /// Connects with extra request headers (`Origin`, `Authorization`, …).
+    pub async fn try_connect_with(
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<WsClient, Refused> {
         let mut request = url.into_client_request().expect("valid url");
-        if let Some(token) = bearer {
+        for (name, value) in headers {
+            let name: tokio_tungstenite::tungstenite::http::HeaderName =
+                name.parse().expect("a header name");
             request
                 .headers_mut()
-                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+                .insert(name, value.parse().expect("a header value"));
         }
         match tokio_tungstenite::connect_async(request).await {
             Ok((stream, _)) => Ok(WsClient { stream }),
@@ -159,6 +175,27 @@ impl WsClient {
                 if seq >= up_to {
                     return events;
                 }
+            }
+        }
+    }
+
+    /// Reads until the server closes the connection: the frames before the close, and its
+    /// close code (`None` when the connection ended without a close frame).
+    pub async fn until_closed(&mut self) -> (Vec<Value>, Option<u16>) {
+        let mut frames = Vec::new();
+        loop {
+            let next = tokio::time::timeout(PATIENCE, self.stream.next())
+                .await
+                .expect("the connection was not closed in time");
+            match next {
+                Some(Ok(Message::Text(text))) => {
+                    frames.push(serde_json::from_str(&text).expect("JSON frame"))
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return (frames, frame.map(|f| u16::from(f.code)))
+                }
+                None | Some(Err(_)) => return (frames, None),
+                Some(Ok(_)) => continue,
             }
         }
     }

@@ -3,10 +3,12 @@
 //! Both backends run the same portable SQL through `sqlx::AnyPool` (`$N` placeholders,
 //! integers for booleans), so every endpoint behaves the same on each. Each concern has
 //! its file: [`users`], [`rooms`], [`history`] (reading the log), [`commit`] (the group
-//! commit that appends to it and assigns `seq`), [`settings`]. [`sqlite_file`] reads a
-//! configured `sqlite:` URL the way the embedded default is read.
+//! commit that appends to it and assigns `seq`), [`settings`], [`credentials`] (WebSocket
+//! tickets and token revocations). [`sqlite_file`] reads a configured `sqlite:` URL the
+//! way the embedded default is read.
 
 mod commit;
+mod credentials;
 mod history;
 mod rooms;
 mod settings;
@@ -14,6 +16,7 @@ mod sqlite_file;
 mod users;
 
 pub use commit::{ChangeOutcome, CommittedChange, Rejection, RoomChange, RoomChangeKind};
+pub use credentials::{Revocation, TicketGrant};
 pub use history::EventPage;
 pub use rooms::{NewRoom, RoomCursor, RoomPage};
 
