@@ -38,10 +38,6 @@ impl Shutdown {
         self.closing.cancel();
     }
 
-    pub fn is_closing(&self) -> bool {
-        self.closing.is_cancelled()
-    }
-
     /// Resolves once remaining connections must close.
     pub async fn closing(&self) {
         self.closing.cancelled().await
@@ -73,7 +69,7 @@ mod tests {
         let shutdown = Shutdown::new();
         assert!(!shutdown.is_draining());
         shutdown.close();
-        assert!(shutdown.is_draining() && shutdown.is_closing());
+        assert!(shutdown.is_draining());
         shutdown.draining().await;
         shutdown.closing().await;
     }

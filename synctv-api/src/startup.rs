@@ -150,12 +150,13 @@ impl Application {
             .with_graceful_shutdown(drain(ctx.clone()))
             .await?;
         // Members still connected after the drain had `CLOSE_GRACE` to leave; what they
-        // owe the history (their `member_left`) is written before exit.
+        // owe the history (their `member_left`) is written before the cluster layer's
+        // tasks stop.
         wait_for_connections(&ctx, CLOSE_GRACE).await;
         self.stop_tasks.cancel();
         self.tasks.close();
         self.tasks.wait().await;
-        ctx.cluster.flush().await;
+        ctx.cluster.shutdown().await;
         ctx.db.close().await;
         tracing::info!("stopped");
         Ok(())

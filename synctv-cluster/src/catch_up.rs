@@ -6,6 +6,7 @@
 //! was seen, or the periodic check finds the database ahead), the missing events are
 //! read from it and applied in order; if too many are missing, members get `resync`.
 
+use crate::background::BackgroundTasks;
 use crate::hub::{Delivery, PublishOutcome, RoomMessageHub};
 use bytes::Bytes;
 use serde_json::json;
@@ -59,9 +60,11 @@ pub struct CatchUp {
 }
 
 impl CatchUp {
-    pub fn spawn(db: Database, hub: Arc<RoomMessageHub>) -> Self {
+    pub fn spawn(db: Database, hub: Arc<RoomMessageHub>, tasks: &BackgroundTasks) -> Self {
         let (requests, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(db, hub, rx));
+        tasks.spawn(|stop| async move {
+            stop.run_until_cancelled(run(db, hub, rx)).await;
+        });
         Self { requests }
     }
 
@@ -131,32 +134,32 @@ pub fn spawn_reconciler(
     hub: Arc<RoomMessageHub>,
     catch_up: CatchUp,
     every: Duration,
+    tasks: &BackgroundTasks,
 ) {
-    let hub = Arc::downgrade(&hub);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
-            let Some(hub) = hub.upgrade() else { break };
-            let rooms = hub.member_rooms();
-            if rooms.is_empty() {
-                continue;
-            }
-            let ids: Vec<RoomId> = rooms.iter().map(|(id, _)| id.clone()).collect();
-            match db.last_seqs(&ids).await {
-                Ok(positions) => {
-                    for (room, db_seq) in positions {
-                        let applied = rooms
-                            .iter()
-                            .find(|(id, _)| *id == room)
-                            .map_or(0, |(_, s)| *s);
-                        if db_seq > applied || hub.has_gap(&room) {
-                            catch_up.request(room);
-                        }
-                    }
+    tasks.every(every, move || {
+        let (db, hub, catch_up) = (db.clone(), hub.clone(), catch_up.clone());
+        async move { reconcile(&db, &hub, &catch_up).await }
+    });
+}
+
+async fn reconcile(db: &Database, hub: &RoomMessageHub, catch_up: &CatchUp) {
+    let rooms = hub.member_rooms();
+    if rooms.is_empty() {
+        return;
+    }
+    let ids: Vec<RoomId> = rooms.iter().map(|(id, _)| id.clone()).collect();
+    match db.last_seqs(&ids).await {
+        Ok(positions) => {
+            for (room, db_seq) in positions {
+                let applied = rooms
+                    .iter()
+                    .find(|(id, _)| *id == room)
+                    .map_or(0, |(_, s)| *s);
+                if db_seq > applied || hub.has_gap(&room) {
+                    catch_up.request(room);
                 }
-                Err(e) => tracing::debug!(error = %e, "reconcile skipped: database unavailable"),
             }
         }
-    });
+        Err(e) => tracing::debug!(error = %e, "reconcile skipped: database unavailable"),
+    }
 }

@@ -4,22 +4,23 @@
 //! Data path: `submit` -> `HistoryWriter` (group commit, seq assigned by the database)
 //! -> `FanOut` -> `RoomMessageHub` -> each member's `Outbox`.
 
+use crate::background::BackgroundTasks;
 use crate::catch_up::{self, CatchUp};
 use crate::connection_manager::{ConnectionManager, Refusal};
 use crate::error::ClusterError;
 use crate::fan_out::FanOut;
 use crate::history_writer::{HistoryWriter, PendingCommit};
 use crate::hub::{ConnectionId, JoinView, RecoveryRequest, RoomMessageHub, SubscribeOutcome};
-use crate::node_registry::NodeRegistry;
+use crate::membership::Membership;
+use crate::node_registry::{NodeInfo, ThisNode};
 use crate::outbox::Outbox;
 use crate::presence::Arrival;
 use crate::presence_book::PresenceBook;
 use crate::redis::RedisLayer;
 use bytes::Bytes;
 use serde::Serialize;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use synctv_core::clock::now_ms;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 use synctv_core::storage::{ChangeOutcome, Database, RoomChange, RoomChangeKind};
 use synctv_core::{Actor, Config, Epoch, RoomId, UserId};
 use tokio::task::JoinHandle;
@@ -51,37 +52,23 @@ pub enum RedisStatus {
     Down,
 }
 
-/// A row of `/api/v1/cluster/nodes`.
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
-pub struct NodeInfo {
-    pub node_id: String,
-    pub address: String,
-    pub connections: usize,
-    pub rooms: usize,
-    pub last_seen: i64,
-}
+/// How often a cluster node checks the history for events Redis did not bring.
+const RECONCILE_EVERY: Duration = Duration::from_secs(2);
+/// How often room channels without members or events are dropped, and after how long.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+const SWEEP_IDLE: Duration = Duration::from_secs(60);
 
 pub struct ClusterManager {
-    pub(crate) node_id: String,
-    address: String,
-    pub(crate) db: Database,
+    this_node: Arc<ThisNode>,
+    db: Database,
     hub: Arc<RoomMessageHub>,
     writer: HistoryWriter,
-    writer_task: std::sync::Mutex<Option<JoinHandle<()>>>,
-    pub(crate) presence: PresenceBook,
-    pub(crate) cluster: Option<ClusterParts>,
-    connections: ConnectionManager,
-}
-
-/// What cluster mode adds.
-pub(crate) struct ClusterParts {
-    pub(crate) redis: Arc<RedisLayer>,
-    pub(crate) registry: NodeRegistry,
-    /// Redis recoveries already answered by restoring presence.
-    pub(crate) restored: std::sync::atomic::AtomicU64,
-    /// The last scan of the registry, and when it was made.
-    pub(crate) live_nodes: std::sync::Mutex<(Vec<NodeInfo>, Option<Instant>)>,
-    pub(crate) heartbeat: Duration,
+    writer_task: Mutex<Option<JoinHandle<()>>>,
+    presence: Arc<PresenceBook>,
+    /// Cluster mode only.
+    membership: Option<Arc<Membership>>,
+    /// Every task this node started; stopped by `shutdown`, or cancelled on drop.
+    tasks: BackgroundTasks,
 }
 
 impl ClusterManager {
@@ -94,86 +81,99 @@ impl ClusterManager {
         address: String,
         global_limit: usize,
     ) -> Result<Arc<Self>, ClusterError> {
+        let tasks = BackgroundTasks::new();
         let history = &config.history;
         let hub = Arc::new(RoomMessageHub::new(
             history.recent_events,
             history.max_recovery_events,
         ));
-        let catch_up = CatchUp::spawn(db.clone(), hub.clone());
-        let redis_slot = Arc::new(std::sync::OnceLock::new());
+        let catch_up = CatchUp::spawn(db.clone(), hub.clone(), &tasks);
+        let redis_slot = Arc::new(OnceLock::new());
         let fan_out = FanOut {
             hub: hub.clone(),
             catch_up: catch_up.clone(),
             redis: redis_slot.clone(),
         };
-        let (writer, task) = HistoryWriter::spawn(db.clone(), fan_out, history.max_batch);
-        let cluster = match &config.redis.url {
+        let (writer, writer_task) =
+            HistoryWriter::spawn(db.clone(), fan_out, history.max_batch, &tasks);
+        let redis = match &config.redis.url {
             None => None,
             Some(url) => {
-                let redis = RedisLayer::start(
+                let started = RedisLayer::start(
                     url,
                     config.redis.cluster_mode,
                     &config.redis.key_prefix,
                     &node_id,
                     hub.clone(),
                     catch_up.clone(),
+                    &tasks,
                 )
-                .await
-                .map_err(|e| ClusterError::Redis(e.to_string()))?;
-                let _ = redis_slot.set(redis.clone());
-                let heartbeat = Duration::from_secs(config.cluster.heartbeat_secs);
-                catch_up::spawn_reconciler(db.clone(), hub.clone(), catch_up, RECONCILE_EVERY);
-                Some(ClusterParts {
-                    registry: NodeRegistry::new(redis.keys.clone(), &node_id, heartbeat),
-                    redis,
-                    live_nodes: std::sync::Mutex::new((Vec::new(), None)),
-                    restored: std::sync::atomic::AtomicU64::new(0),
-                    heartbeat,
-                })
+                .await;
+                match started {
+                    Ok(redis) => Some(redis),
+                    Err(e) => {
+                        tasks.stop().await;
+                        return Err(ClusterError::Redis(e.to_string()));
+                    }
+                }
             }
         };
-        let presence = PresenceBook::new(
-            cluster.as_ref().map(|parts| parts.redis.clone()),
-            &node_id,
-            config.limits.per_room,
-        );
-        let manager = Arc::new(Self {
+        let this_node = Arc::new(ThisNode {
             node_id,
             address,
-            db,
+            connections: Arc::new(ConnectionManager::new(&config.limits, global_limit)),
             hub: hub.clone(),
-            writer,
-            writer_task: std::sync::Mutex::new(Some(task)),
-            presence,
-            cluster,
-            connections: ConnectionManager::new(&config.limits, global_limit),
         });
-        if let Some(parts) = &manager.cluster {
+        let presence = Arc::new(PresenceBook::new(
+            redis.clone(),
+            &this_node.node_id,
+            config.limits.per_room,
+        ));
+        let membership = redis.map(|redis| {
+            let _ = redis_slot.set(redis.clone());
+            catch_up::spawn_reconciler(db.clone(), hub.clone(), catch_up, RECONCILE_EVERY, &tasks);
+            Arc::new(Membership::new(
+                redis,
+                this_node.clone(),
+                presence.clone(),
+                db.clone(),
+                writer.clone(),
+                Duration::from_secs(config.cluster.heartbeat_secs),
+            ))
+        });
+        if let Some(membership) = &membership {
             // A previous run under this node id left presence behind: clean it up now.
-            manager.reap_node(&manager.node_id.clone()).await;
-            crate::membership::spawn(Arc::downgrade(&manager), parts.heartbeat);
+            membership.reap_node(&this_node.node_id).await;
+            let round = membership.clone();
+            tasks.every(membership.heartbeat(), move || {
+                let round = round.clone();
+                async move { round.round().await }
+            });
         }
-        let sweeper = Arc::downgrade(&manager);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(30));
-            loop {
-                tick.tick().await;
-                let Some(manager) = sweeper.upgrade() else {
-                    break;
-                };
-                manager.hub.sweep(Duration::from_secs(60));
-                metrics::gauge!("synctv_rooms_active").set(manager.hub.active_rooms() as f64);
-            }
+        let swept = hub.clone();
+        tasks.every(SWEEP_EVERY, move || {
+            swept.sweep(SWEEP_IDLE);
+            metrics::gauge!("synctv_rooms_active").set(swept.active_rooms() as f64);
+            std::future::ready(())
         });
-        Ok(manager)
+        Ok(Arc::new(Self {
+            this_node,
+            db,
+            hub,
+            writer,
+            writer_task: Mutex::new(Some(writer_task)),
+            presence,
+            membership,
+            tasks,
+        }))
     }
 
     pub fn node_id(&self) -> &str {
-        &self.node_id
+        &self.this_node.node_id
     }
 
     pub fn connections(&self) -> &ConnectionManager {
-        &self.connections
+        &self.this_node.connections
     }
 
     /// Commits a change to a room and fans out its event; the outcome is durable.
@@ -240,14 +240,14 @@ impl ClusterManager {
     ) -> Result<bool, JoinError> {
         // Listen to the room's channel before reading its position, so that nothing
         // committed elsewhere falls between the two.
-        if let Some(parts) = &self.cluster {
-            parts.redis.subscribe_room(room).await;
+        if let Some(membership) = &self.membership {
+            membership.redis.subscribe_room(room).await;
         }
         let members = self.presence.members(room).await;
         let mut history: Vec<(i64, Bytes)> = Vec::new();
         // Another node may have delivered events this one has not applied yet (a publish
         // in flight, or lost with a dead node): catch up from the history once.
-        let mut may_be_behind = self.cluster.is_some();
+        let mut may_be_behind = self.membership.is_some();
         // Each retry has more at hand; a handful covers any race with live publishes.
         for _ in 0..8 {
             let recover_ref = recover.as_ref().map(|(e, s)| (e, *s));
@@ -331,8 +331,8 @@ impl ClusterManager {
     async fn depart_presence(&self, room: &RoomId, user: &UserId) -> bool {
         let departure = self.presence.depart(room, user).await;
         if departure.room_empty_here {
-            if let Some(parts) = &self.cluster {
-                parts.redis.unsubscribe_room(room).await;
+            if let Some(membership) = &self.membership {
+                membership.redis.unsubscribe_room(room).await;
             }
         }
         departure.last
@@ -344,58 +344,52 @@ impl ClusterManager {
     }
 
     pub fn redis_status(&self) -> RedisStatus {
-        match &self.cluster {
+        match &self.membership {
             None => RedisStatus::Disabled,
-            Some(parts) if parts.redis.is_up() => RedisStatus::Ok,
+            Some(membership) if membership.redis.is_up() => RedisStatus::Ok,
             Some(_) => RedisStatus::Down,
-        }
-    }
-
-    pub(crate) fn this_node(&self) -> NodeInfo {
-        NodeInfo {
-            node_id: self.node_id.clone(),
-            address: self.address.clone(),
-            connections: self.connections.count(),
-            rooms: self.hub.active_rooms(),
-            last_seen: now_ms(),
         }
     }
 
     /// Live nodes: from the registry in cluster mode, this one alone otherwise.
     pub async fn nodes(&self) -> Vec<NodeInfo> {
-        let Some(parts) = &self.cluster else {
-            return vec![self.this_node()];
-        };
-        let (mut nodes, scanned) = parts
-            .live_nodes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let fresh = scanned.is_some_and(|t| t.elapsed() < parts.heartbeat * 3);
-        if !fresh {
-            nodes.clear();
-        }
-        nodes.retain(|n| n.node_id != self.node_id);
-        nodes.push(self.this_node());
+        let mut nodes = self
+            .membership
+            .as_ref()
+            .map(|membership| membership.other_nodes())
+            .unwrap_or_default();
+        nodes.push(self.this_node.info());
         nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
         nodes
     }
 
-    /// Lets pending history writes finish; call after every connection has left.
-    pub async fn flush(&self) {
-        let task = self
+    /// Stops the node's background work. Call after every connection has left: changes
+    /// already queued are committed and answered first (new ones are refused with
+    /// `ShuttingDown`), then every task is stopped and awaited.
+    pub async fn shutdown(&self) {
+        let writer_task = self
             .writer_task
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
         self.writer.close();
-        if let Some(task) = task {
+        if let Some(task) = writer_task {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "the history writer ended abnormally");
             }
         }
+        self.tasks.stop().await;
+    }
+
+    /// Background tasks of this node still running (none after `shutdown`).
+    pub fn running_tasks(&self) -> usize {
+        self.tasks.running()
     }
 }
 
-/// How often a cluster node checks the history for events Redis did not bring.
-const RECONCILE_EVERY: Duration = Duration::from_secs(2);
+impl Drop for ClusterManager {
+    /// A manager dropped without `shutdown` still stops everything it started.
+    fn drop(&mut self) {
+        self.tasks.cancel();
+    }
+}

@@ -7,6 +7,7 @@
 //! answers the submitters: by the time a client gets its `ack`, the event is durable and
 //! already on its way to every member.
 
+use crate::background::BackgroundTasks;
 use crate::error::ClusterError;
 use std::time::{Duration, Instant};
 use synctv_core::clock::now_ms;
@@ -22,8 +23,8 @@ pub trait CommitSink: Send + Sync + 'static {
 
 type Reply = oneshot::Sender<Result<ChangeOutcome, ClusterError>>;
 
-/// A handle to the writer task. Cheap to clone; the task ends when every handle is gone
-/// and the queue is empty.
+/// A handle to the writer task. Cheap to clone; the task ends once it is closed (or the
+/// node's background tasks are stopped) and the queue is empty.
 #[derive(Clone)]
 pub struct HistoryWriter {
     queue: mpsc::Sender<(RoomChange, Reply)>,
@@ -35,14 +36,19 @@ pub struct HistoryWriter {
 pub const COMMIT_DEADLINE: Duration = Duration::from_secs(10);
 
 impl HistoryWriter {
+    /// Starts the writer on `tasks`; the handle returned ends once the queue is drained.
     pub fn spawn(
         db: Database,
         sink: impl CommitSink,
         max_batch: usize,
+        tasks: &BackgroundTasks,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (queue, rx) = mpsc::channel(max_batch * 8);
-        let closing = CancellationToken::new();
-        let task = tokio::spawn(run(db, sink, rx, max_batch, closing.clone()));
+        let mut closing = CancellationToken::new();
+        let task = tasks.spawn(|stop| {
+            closing = stop.clone();
+            run(db, sink, rx, max_batch, stop)
+        });
         (Self { queue, closing }, task)
     }
 

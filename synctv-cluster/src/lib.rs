@@ -2,6 +2,8 @@
 //!
 //! A short tour:
 //! - [`ClusterManager`]: the facade the API calls: submit a room change, join and leave.
+//! - [`background`]: every task the node starts, on one tracker and one stop token;
+//!   `ClusterManager::shutdown` stops and awaits them all (dropping the manager cancels).
 //! - [`history_writer`]: the group commit; the database assigns each event its seq.
 //! - [`RoomMessageHub`]: the local fan-out, in seq order, encoded once per event.
 //! - [`Outbox`]: a connection's bounded outbound queue; overflow means `reconnect`.
@@ -13,6 +15,7 @@
 //!
 //! This crate knows nothing of HTTP or WebSockets.
 
+pub mod background;
 pub mod catch_up;
 pub mod cluster_manager;
 pub mod connection_manager;
@@ -29,10 +32,12 @@ pub mod presence_book;
 pub mod rate_limit;
 pub mod redis;
 
-pub use cluster_manager::{ClusterManager, JoinError, Member, NodeInfo, RedisStatus};
+pub use background::BackgroundTasks;
+pub use cluster_manager::{ClusterManager, JoinError, Member, RedisStatus};
 pub use connection_manager::{ConnectionManager, ConnectionPermit, Refusal};
 pub use error::ClusterError;
 pub use history_writer::PendingCommit;
 pub use hub::{ConnectionId, JoinView, RoomMessageHub};
+pub use node_registry::NodeInfo;
 pub use outbox::{Outbound, Outbox, OutboxReceiver};
 pub use rate_limit::TokenBucket;

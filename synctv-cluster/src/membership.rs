@@ -2,70 +2,91 @@
 //! cleans up after dead nodes (their users get `member_left`), and, after a Redis outage,
 //! writes its presence back (users the others took for gone get `member_joined`).
 
-use crate::cluster_manager::ClusterManager;
-use std::sync::Weak;
+use crate::history_writer::HistoryWriter;
+use crate::node_registry::{NodeInfo, NodeRegistry, ThisNode};
+use crate::presence_book::PresenceBook;
+use crate::redis::RedisLayer;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use synctv_core::storage::{RoomChange, RoomChangeKind};
+use synctv_core::storage::{Database, RoomChange, RoomChangeKind};
 use synctv_core::EventKind;
 
-/// Runs a membership round every `every` while the manager lives.
-pub(crate) fn spawn(manager: Weak<ClusterManager>, every: Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
-            let Some(manager) = manager.upgrade() else {
-                break;
-            };
-            manager.registry_round().await;
-        }
-    });
+/// What a membership round works with; shared by the manager and the round's task.
+pub(crate) struct Membership {
+    pub(crate) redis: Arc<RedisLayer>,
+    registry: NodeRegistry,
+    pub(crate) this_node: Arc<ThisNode>,
+    presence: Arc<PresenceBook>,
+    db: Database,
+    writer: HistoryWriter,
+    /// Redis recoveries already answered by restoring presence.
+    restored: AtomicU64,
+    /// The last scan of the registry, and when it was made.
+    live_nodes: Mutex<(Vec<NodeInfo>, Option<Instant>)>,
+    heartbeat: Duration,
 }
 
-impl ClusterManager {
+impl Membership {
+    pub(crate) fn new(
+        redis: Arc<RedisLayer>,
+        this_node: Arc<ThisNode>,
+        presence: Arc<PresenceBook>,
+        db: Database,
+        writer: HistoryWriter,
+        heartbeat: Duration,
+    ) -> Self {
+        Self {
+            registry: NodeRegistry::new(redis.keys.clone(), &this_node.node_id, heartbeat),
+            redis,
+            this_node,
+            presence,
+            db,
+            writer,
+            restored: AtomicU64::new(0),
+            live_nodes: Mutex::new((Vec::new(), None)),
+            heartbeat,
+        }
+    }
+
+    pub(crate) fn heartbeat(&self) -> Duration {
+        self.heartbeat
+    }
+
+    /// The other live nodes as the last registry scan saw them; empty when that scan is
+    /// older than the heartbeat keys' lifetime.
+    pub(crate) fn other_nodes(&self) -> Vec<NodeInfo> {
+        let (nodes, scanned) = &*self.live_nodes.lock().unwrap_or_else(|p| p.into_inner());
+        if !scanned.is_some_and(|t| t.elapsed() < self.heartbeat * 3) {
+            return Vec::new();
+        }
+        nodes
+            .iter()
+            .filter(|n| n.node_id != self.this_node.node_id)
+            .cloned()
+            .collect()
+    }
+
     /// One registry round: beat, list, and clean up after dead nodes.
-    async fn registry_round(&self) {
-        let Some(parts) = &self.cluster else { return };
-        let mut link = parts.redis.link();
+    pub(crate) async fn round(&self) {
+        let mut link = self.redis.link();
         // Redis came back: it may have lost our presence (a restart), or a survivor may
         // have reaped it (a partition looked like a death). Write it again.
-        let recoveries = parts.redis.recoveries();
-        if parts
-            .restored
-            .swap(recoveries, std::sync::atomic::Ordering::Relaxed)
-            != recoveries
-        {
-            // Users the rest of the cluster recorded as gone meanwhile are back: say so.
-            for (room, users) in self.presence.restore().await {
-                for actor in users {
-                    // Only where the history says they left (a partition taken for a
-                    // death); after a plain Redis restart nobody left.
-                    match self.db.last_presence_event(&room, &actor.user_id).await {
-                        Ok(Some(EventKind::MemberLeft)) => {}
-                        _ => continue,
-                    }
-                    let change = RoomChange {
-                        room: room.clone(),
-                        by: Some(actor.clone()),
-                        kind: RoomChangeKind::MemberJoined(actor),
-                    };
-                    if let Err(e) = self.submit(change).await {
-                        tracing::warn!(room = %room, error = %e, "member_joined after an outage was not recorded");
-                    }
-                }
-            }
+        let recoveries = self.redis.recoveries();
+        if self.restored.swap(recoveries, Ordering::Relaxed) != recoveries {
+            self.announce_returned_users().await;
         }
-        if let Err(e) = parts.registry.beat(&mut link, &self.this_node()).await {
+        if let Err(e) = self.registry.beat(&mut link, &self.this_node.info()).await {
             tracing::debug!(error = %e, "heartbeat failed");
             return;
         }
-        match parts.registry.scan(&mut link).await {
+        match self.registry.scan(&mut link).await {
             Ok((live, dead)) => {
-                *parts.live_nodes.lock().unwrap_or_else(|p| p.into_inner()) =
+                *self.live_nodes.lock().unwrap_or_else(|p| p.into_inner()) =
                     (live, Some(Instant::now()));
                 for node in dead {
-                    if node != self.node_id
-                        && parts
+                    if node != self.this_node.node_id
+                        && self
                             .registry
                             .claim_reaping(&mut link, &node)
                             .await
@@ -73,11 +94,36 @@ impl ClusterManager {
                     {
                         tracing::info!(node = %node, "a node died: removing its members");
                         self.reap_node(&node).await;
-                        let _ = parts.registry.forget(&mut link, &node).await;
+                        if let Err(e) = self.registry.forget(&mut link, &node).await {
+                            tracing::debug!(node = %node, error = %e, "a dead node stays listed until the next round");
+                        }
                     }
                 }
             }
             Err(e) => tracing::debug!(error = %e, "registry scan failed"),
+        }
+    }
+
+    /// Writes this node's presence back after an outage; users the rest of the cluster
+    /// recorded as gone meanwhile are back, and the history says so.
+    async fn announce_returned_users(&self) {
+        for (room, users) in self.presence.restore().await {
+            for actor in users {
+                // Only where the history says they left (a partition taken for a death);
+                // after a plain Redis restart nobody left.
+                match self.db.last_presence_event(&room, &actor.user_id).await {
+                    Ok(Some(EventKind::MemberLeft)) => {}
+                    _ => continue,
+                }
+                let change = RoomChange {
+                    room: room.clone(),
+                    by: Some(actor.clone()),
+                    kind: RoomChangeKind::MemberJoined(actor),
+                };
+                if let Err(e) = self.writer.submit(change).await {
+                    tracing::warn!(room = %room, error = %e, "member_joined after an outage was not recorded");
+                }
+            }
         }
     }
 
@@ -97,7 +143,7 @@ impl ClusterManager {
                     by: Some(actor.clone()),
                     kind: RoomChangeKind::MemberLeft(actor),
                 };
-                if let Err(e) = self.submit(change).await {
+                if let Err(e) = self.writer.submit(change).await {
                     tracing::warn!(room = %room, error = %e, "member_left of a dead node's user was not recorded");
                 }
             }

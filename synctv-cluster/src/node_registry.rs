@@ -2,11 +2,45 @@
 //! heartbeats) holding its `NodeInfo`; a node whose key expired is dead, and one survivor
 //! (holding a short lock) removes its presence so its users get `member_left`.
 
-use crate::cluster_manager::NodeInfo;
+use crate::connection_manager::ConnectionManager;
+use crate::hub::RoomMessageHub;
 use crate::redis::connection::RedisLink;
 use crate::redis::keys::Keys;
 use redis::RedisResult;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
+use synctv_core::clock::now_ms;
+
+/// A row of `/api/v1/cluster/nodes`, and what a heartbeat key holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub node_id: String,
+    pub address: String,
+    pub connections: usize,
+    pub rooms: usize,
+    pub last_seen: i64,
+}
+
+/// This node, as it describes itself in the registry.
+pub(crate) struct ThisNode {
+    pub(crate) node_id: String,
+    pub(crate) address: String,
+    pub(crate) connections: Arc<ConnectionManager>,
+    pub(crate) hub: Arc<RoomMessageHub>,
+}
+
+impl ThisNode {
+    pub(crate) fn info(&self) -> NodeInfo {
+        NodeInfo {
+            node_id: self.node_id.clone(),
+            address: self.address.clone(),
+            connections: self.connections.count(),
+            rooms: self.hub.active_rooms(),
+            last_seen: now_ms(),
+        }
+    }
+}
 
 pub struct NodeRegistry {
     keys: Keys,

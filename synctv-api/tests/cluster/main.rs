@@ -32,3 +32,4 @@ mod faults;
 mod presence;
 mod recovery;
 mod redis_cluster;
+mod task_lifecycle;

@@ -12,6 +12,7 @@ pub mod connection;
 pub mod keys;
 pub mod presence;
 
+use crate::background::BackgroundTasks;
 use crate::catch_up::{delivery_of, CatchUp};
 use crate::deduplicator::Deduplicator;
 use crate::hub::{PublishOutcome, RoomMessageHub};
@@ -25,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use synctv_core::{Event, RoomId};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Publishes waiting at most; past this a publish is dropped (the reconciler delivers it
 /// from the history instead), so a slow Redis never holds up commits.
@@ -45,8 +47,8 @@ pub struct RedisLayer {
 }
 
 impl RedisLayer {
-    /// Connects and starts the publisher, the subscriber and the health check. Fails only
-    /// if Redis cannot be reached at all at start.
+    /// Connects and starts the publisher, the subscriber and the health check on `tasks`.
+    /// Fails only if Redis cannot be reached at all at start.
     pub async fn start(
         url: &str,
         cluster: bool,
@@ -54,6 +56,7 @@ impl RedisLayer {
         node_id: &str,
         hub: Arc<RoomMessageHub>,
         catch_up: CatchUp,
+        tasks: &BackgroundTasks,
     ) -> redis::RedisResult<Arc<Self>> {
         let (push_tx, push_rx) = mpsc::unbounded_channel();
         let link = RedisLink::connect(url, cluster, push_tx).await?;
@@ -68,21 +71,20 @@ impl RedisLayer {
             subscribed: Mutex::new(HashSet::new()),
         });
         metrics::gauge!("synctv_redis_up").set(1.0);
-        tokio::spawn(publish_loop(
-            layer.link.clone(),
-            layer.keys.clone(),
-            node_id.to_owned(),
-            publish_rx,
-        ));
-        let dedup = Arc::new(Deduplicator::new(65_536));
-        tokio::spawn(receive_loop(
-            Arc::downgrade(&layer),
-            push_rx,
-            hub,
-            catch_up.clone(),
-            dedup,
-        ));
-        tokio::spawn(health_loop(Arc::downgrade(&layer), catch_up));
+        let (link, keys, node) = (layer.link.clone(), layer.keys.clone(), node_id.to_owned());
+        tasks.spawn(|stop| publish_loop(link, keys, node, publish_rx, stop));
+        let dedup = Deduplicator::new(65_536);
+        let receiver = layer.clone();
+        let behind = catch_up.clone();
+        tasks.spawn(|stop| async move {
+            stop.run_until_cancelled(receive_loop(receiver, push_rx, hub, behind, dedup))
+                .await;
+        });
+        let watched = layer.clone();
+        tasks.every(HEALTH_EVERY, move || {
+            let (layer, catch_up) = (watched.clone(), catch_up.clone());
+            async move { layer.check_health(&catch_up).await }
+        });
         Ok(layer)
     }
 
@@ -135,6 +137,29 @@ impl RedisLayer {
         }
     }
 
+    /// One health check: when Redis is back after an outage, renews the subscriptions and
+    /// catches every room up.
+    async fn check_health(&self, catch_up: &CatchUp) {
+        let up = tokio::time::timeout(HEALTH_EVERY * 2, self.link.clone().ping())
+            .await
+            .is_ok_and(|r| r.is_ok());
+        let was = self.set_up(up);
+        if up && !was {
+            let rooms: Vec<RoomId> = self.subscribed_rooms().iter().cloned().collect();
+            for room in rooms {
+                if let Err(e) = self
+                    .link
+                    .clone()
+                    .subscribe(&self.keys.room_channel(&room))
+                    .await
+                {
+                    tracing::debug!(room = %room, error = %e, "resubscribe failed");
+                }
+                catch_up.request(room);
+            }
+        }
+    }
+
     fn subscribed_rooms(&self) -> std::sync::MutexGuard<'_, HashSet<RoomId>> {
         self.subscribed.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -155,44 +180,63 @@ impl RedisLayer {
 }
 
 /// Sends queued publishes in batches: the requests of a batch go out together on the
-/// multiplexed connection, so throughput is not one round trip per event.
+/// multiplexed connection, so throughput is not one round trip per event. Once stopped,
+/// what is still queued (the last commits of a node shutting down) goes out, then it ends.
 async fn publish_loop(
     link: RedisLink,
     keys: Keys,
     node_id: String,
     mut rx: mpsc::Receiver<(RoomId, Bytes)>,
+    stop: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
-    while rx.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
-        let sends = batch.drain(..).map(|(room, frame)| {
-            let mut link = link.clone();
-            let channel = keys.room_channel(&room);
-            let mut payload = Vec::with_capacity(node_id.len() + 1 + frame.len());
-            payload.extend_from_slice(node_id.as_bytes());
-            payload.push(b'\n');
-            payload.extend_from_slice(&frame);
-            async move { link.publish(&channel, &payload).await }
-        });
-        let results = futures_util::future::join_all(sends).await;
-        let failed = results.iter().filter(|r| r.is_err()).count();
-        if failed > 0 {
-            metrics::counter!("synctv_redis_publish_failures_total").increment(failed as u64);
+    loop {
+        let received = tokio::select! {
+            received = rx.recv_many(&mut batch, PUBLISH_BATCH) => received,
+            _ = stop.cancelled() => {
+                rx.close();
+                rx.recv_many(&mut batch, PUBLISH_BATCH).await
+            }
+        };
+        if received == 0 {
+            return;
         }
-        metrics::counter!("synctv_redis_published_total")
-            .increment((results.len() - failed) as u64);
+        publish_batch(&link, &keys, &node_id, &mut batch).await;
     }
+}
+
+async fn publish_batch(
+    link: &RedisLink,
+    keys: &Keys,
+    node_id: &str,
+    batch: &mut Vec<(RoomId, Bytes)>,
+) {
+    let sends = batch.drain(..).map(|(room, frame)| {
+        let mut link = link.clone();
+        let channel = keys.room_channel(&room);
+        let mut payload = Vec::with_capacity(node_id.len() + 1 + frame.len());
+        payload.extend_from_slice(node_id.as_bytes());
+        payload.push(b'\n');
+        payload.extend_from_slice(&frame);
+        async move { link.publish(&channel, &payload).await }
+    });
+    let results = futures_util::future::join_all(sends).await;
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    if failed > 0 {
+        metrics::counter!("synctv_redis_publish_failures_total").increment(failed as u64);
+    }
+    metrics::counter!("synctv_redis_published_total").increment((results.len() - failed) as u64);
 }
 
 /// Decodes each message once per node and hands it to the hub in seq order.
 async fn receive_loop(
-    layer: std::sync::Weak<RedisLayer>,
+    layer: Arc<RedisLayer>,
     mut rx: mpsc::UnboundedReceiver<PushInfo>,
     hub: Arc<RoomMessageHub>,
     catch_up: CatchUp,
-    dedup: Arc<Deduplicator>,
+    dedup: Deduplicator,
 ) {
     while let Some(push) = rx.recv().await {
-        let Some(layer) = layer.upgrade() else { break };
         match push.kind {
             PushKind::Message | PushKind::SMessage => {
                 let mut data = push.data.into_iter();
@@ -231,33 +275,6 @@ async fn receive_loop(
                 layer.set_up(false);
             }
             _ => {}
-        }
-    }
-}
-
-/// Watches Redis; when it comes back, renews subscriptions and catches every room up.
-async fn health_loop(layer: std::sync::Weak<RedisLayer>, catch_up: CatchUp) {
-    let mut tick = tokio::time::interval(HEALTH_EVERY);
-    loop {
-        tick.tick().await;
-        let Some(layer) = layer.upgrade() else { break };
-        let up = tokio::time::timeout(HEALTH_EVERY * 2, layer.link.clone().ping())
-            .await
-            .is_ok_and(|r| r.is_ok());
-        let was = layer.set_up(up);
-        if up && !was {
-            let rooms: Vec<RoomId> = layer.subscribed_rooms().iter().cloned().collect();
-            for room in rooms {
-                if let Err(e) = layer
-                    .link
-                    .clone()
-                    .subscribe(&layer.keys.room_channel(&room))
-                    .await
-                {
-                    tracing::debug!(room = %room, error = %e, "resubscribe failed");
-                }
-                catch_up.request(room);
-            }
         }
     }
 }
