@@ -5,6 +5,7 @@
 //! -> `FanOut` -> `RoomMessageHub` -> each member's `Outbox`.
 
 use crate::background::BackgroundTasks;
+use crate::bus::{Bus, BusStatus};
 use crate::catch_up::{self, CatchUp};
 use crate::connection_manager::{ConnectionManager, Refusal};
 use crate::error::ClusterError;
@@ -16,9 +17,7 @@ use crate::node_registry::{NodeInfo, ThisNode};
 use crate::outbox::Outbox;
 use crate::presence::Arrival;
 use crate::presence_book::PresenceBook;
-use crate::redis::RedisLayer;
 use bytes::Bytes;
-use serde::Serialize;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use synctv_core::storage::{ChangeOutcome, Database, RoomChange, RoomChangeKind};
@@ -43,16 +42,7 @@ pub enum JoinError {
     Cluster(#[from] ClusterError),
 }
 
-/// Whether Redis carries this node's events to the others.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RedisStatus {
-    Disabled,
-    Ok,
-    Down,
-}
-
-/// How often a cluster node checks the history for events Redis did not bring.
+/// How often a cluster node checks the history for events the bus did not bring.
 const RECONCILE_EVERY: Duration = Duration::from_secs(2);
 /// How often room channels without members or events are dropped, and after how long.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -72,7 +62,8 @@ pub struct ClusterManager {
 }
 
 impl ClusterManager {
-    /// Starts the node's history writer and, when Redis is configured, joins the cluster.
+    /// Starts the node's history writer and, when a bus (Redis or NATS) is configured,
+    /// joins the cluster.
     /// `global_limit` is the connection ceiling after the file-descriptor limit.
     pub async fn start(
         db: Database,
@@ -88,52 +79,34 @@ impl ClusterManager {
             history.max_recovery_events,
         ));
         let catch_up = CatchUp::spawn(db.clone(), hub.clone(), &tasks);
-        let redis_slot = Arc::new(OnceLock::new());
+        let bus_slot = Arc::new(OnceLock::new());
         let fan_out = FanOut {
             hub: hub.clone(),
             catch_up: catch_up.clone(),
-            redis: redis_slot.clone(),
+            bus: bus_slot.clone(),
         };
         let (writer, writer_task) =
             HistoryWriter::spawn(db.clone(), fan_out, history.max_batch, &tasks);
-        let redis = match &config.redis.url {
-            None => None,
-            Some(url) => {
-                let started = RedisLayer::start(
-                    url,
-                    config.redis.cluster_mode,
-                    &config.redis.key_prefix,
-                    &node_id,
-                    hub.clone(),
-                    catch_up.clone(),
-                    &tasks,
-                )
-                .await;
-                match started {
-                    Ok(redis) => Some(redis),
-                    Err(e) => {
-                        tasks.stop().await;
-                        return Err(ClusterError::Redis(e.to_string()));
-                    }
-                }
+        let bus = match Bus::start(config, &node_id, hub.clone(), catch_up.clone(), &tasks).await {
+            Ok(bus) => bus.map(Arc::new),
+            Err(e) => {
+                tasks.stop().await;
+                return Err(e);
             }
         };
         let this_node = Arc::new(ThisNode {
             node_id,
             address,
+            region: config.cluster.region.clone(),
             connections: Arc::new(ConnectionManager::new(&config.limits, global_limit)),
             hub: hub.clone(),
         });
-        let presence = Arc::new(PresenceBook::new(
-            redis.clone(),
-            &this_node.node_id,
-            config.limits.per_room,
-        ));
-        let membership = redis.map(|redis| {
-            let _ = redis_slot.set(redis.clone());
+        let presence = Arc::new(PresenceBook::new(bus.clone(), config.limits.per_room));
+        let membership = bus.map(|bus| {
+            let _ = bus_slot.set(bus.clone());
             catch_up::spawn_reconciler(db.clone(), hub.clone(), catch_up, RECONCILE_EVERY, &tasks);
             Arc::new(Membership::new(
-                redis,
+                bus,
                 this_node.clone(),
                 presence.clone(),
                 db.clone(),
@@ -241,7 +214,7 @@ impl ClusterManager {
         // Listen to the room's channel before reading its position, so that nothing
         // committed elsewhere falls between the two.
         if let Some(membership) = &self.membership {
-            membership.redis.subscribe_room(room).await;
+            membership.bus.subscribe_room(room).await;
         }
         let members = self.presence.members(room).await;
         let mut history: Vec<(i64, Bytes)> = Vec::new();
@@ -332,7 +305,7 @@ impl ClusterManager {
         let departure = self.presence.depart(room, user).await;
         if departure.room_empty_here {
             if let Some(membership) = &self.membership {
-                membership.redis.unsubscribe_room(room).await;
+                membership.bus.unsubscribe_room(room).await;
             }
         }
         departure.last
@@ -343,11 +316,21 @@ impl ClusterManager {
         self.presence.count(room).await
     }
 
-    pub fn redis_status(&self) -> RedisStatus {
-        match &self.membership {
-            None => RedisStatus::Disabled,
-            Some(membership) if membership.redis.is_up() => RedisStatus::Ok,
-            Some(_) => RedisStatus::Down,
+    /// The bus's health as `/ready` reports it: `(redis, nats)`; `nats` is `None` unless
+    /// NATS is the bus (then `redis` says `disabled`).
+    pub fn bus_status(&self) -> (BusStatus, Option<BusStatus>) {
+        let Some(membership) = &self.membership else {
+            return (BusStatus::Disabled, None);
+        };
+        let status = if membership.bus.is_up() {
+            BusStatus::Ok
+        } else {
+            BusStatus::Down
+        };
+        if membership.bus.is_nats() {
+            (BusStatus::Disabled, Some(status))
+        } else {
+            (status, None)
         }
     }
 

@@ -18,6 +18,9 @@ pub enum ClusterError {
     /// Redis could not be reached when the node started in cluster mode.
     #[error("cannot reach redis: {0}")]
     Redis(String),
+    /// NATS could not be reached when the node started in cluster mode.
+    #[error("cannot reach nats: {0}")]
+    Nats(String),
     /// The database took longer than the contract's 10 s to answer.
     #[error("the database did not answer in time")]
     Timeout,

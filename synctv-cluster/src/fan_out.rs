@@ -1,10 +1,10 @@
 //! `FanOut`: what happens to each event this node commits. It is encoded once, handed to
 //! the local hub in seq order, and (in cluster mode) queued for the other nodes.
 
+use crate::bus::Bus;
 use crate::catch_up::CatchUp;
 use crate::history_writer::CommitSink;
 use crate::hub::{Delivery, PublishOutcome, RoomMessageHub};
-use crate::redis::RedisLayer;
 use bytes::Bytes;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -14,8 +14,8 @@ use synctv_core::EventKind;
 pub struct FanOut {
     pub hub: Arc<RoomMessageHub>,
     pub catch_up: CatchUp,
-    /// Set once Redis is connected (cluster mode only).
-    pub redis: Arc<OnceLock<Arc<RedisLayer>>>,
+    /// Set once the bus is connected (cluster mode only).
+    pub bus: Arc<OnceLock<Arc<Bus>>>,
 }
 
 impl CommitSink for FanOut {
@@ -28,8 +28,8 @@ impl CommitSink for FanOut {
             }
         };
         metrics::counter!("synctv_events_published_total").increment(1);
-        if let Some(redis) = self.redis.get() {
-            redis.publish(change.event.room.clone(), frame.clone());
+        if let Some(bus) = self.bus.get() {
+            bus.publish(change.event.room.clone(), frame.clone());
         }
         let outcome = self.hub.publish(Delivery {
             room: change.event.room.clone(),
@@ -40,7 +40,7 @@ impl CommitSink for FanOut {
             closes_room: change.event.kind == EventKind::RoomArchived,
             accepted: Instant::now(),
         });
-        // Another node committed the events in between; they arrive through Redis or,
+        // Another node committed the events in between; they arrive through the bus or,
         // failing that, from the history.
         if let PublishOutcome::Gap { .. } = outcome {
             self.catch_up.request(change.event.room.clone());

@@ -9,13 +9,16 @@
 //! - [`Outbox`]: a connection's bounded outbound queue; overflow means `reconnect`.
 //! - [`ConnectionManager`]: admission limits and the refusal counters.
 //! - [`presence`], [`rate_limit`]: per-user presence and the per-connection token bucket.
-//! - [`redis`]: cluster mode: events between nodes, presence across nodes;
+//! - [`bus`]: cluster mode: what nodes need from each other (events between nodes,
+//!   presence across nodes, the node registry, outages), one interface over [`redis`]
+//!   (the default) or [`nats`] (core NATS, for regions joined by gateways);
 //!   [`node_registry`]: heartbeats and dead-node cleanup; [`catch_up`]: filling gaps from
 //!   the durable history; [`deduplicator`]: the LRU of recently seen events.
 //!
 //! This crate knows nothing of HTTP or WebSockets.
 
 pub mod background;
+pub mod bus;
 pub mod catch_up;
 pub mod cluster_manager;
 pub mod connection_manager;
@@ -25,6 +28,7 @@ pub mod fan_out;
 pub mod history_writer;
 pub mod hub;
 mod membership;
+pub mod nats;
 pub mod node_registry;
 pub mod outbox;
 pub mod presence;
@@ -33,7 +37,8 @@ pub mod rate_limit;
 pub mod redis;
 
 pub use background::BackgroundTasks;
-pub use cluster_manager::{ClusterManager, JoinError, Member, RedisStatus};
+pub use bus::{Bus, BusStatus};
+pub use cluster_manager::{ClusterManager, JoinError, Member};
 pub use connection_manager::{ConnectionManager, ConnectionPermit, Refusal};
 pub use error::ClusterError;
 pub use history_writer::PendingCommit;

@@ -1,26 +1,26 @@
 //! Cluster membership: each heartbeat a node announces itself, learns who else is alive,
-//! cleans up after dead nodes (their users get `member_left`), and, after a Redis outage,
-//! writes its presence back (users the others took for gone get `member_joined`).
+//! cleans up after dead nodes (their users get `member_left`), and, after a bus outage,
+//! writes its presence back (users the others took for gone get `member_joined`). All of
+//! it through the [`Bus`], Redis or NATS.
 
+use crate::bus::Bus;
 use crate::history_writer::HistoryWriter;
-use crate::node_registry::{NodeInfo, NodeRegistry, ThisNode};
+use crate::node_registry::{NodeInfo, ThisNode};
 use crate::presence_book::PresenceBook;
-use crate::redis::RedisLayer;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use synctv_core::storage::{Database, RoomChange, RoomChangeKind};
-use synctv_core::EventKind;
+use synctv_core::{Actor, EventKind, RoomId};
 
 /// What a membership round works with; shared by the manager and the round's task.
 pub(crate) struct Membership {
-    pub(crate) redis: Arc<RedisLayer>,
-    registry: NodeRegistry,
+    pub(crate) bus: Arc<Bus>,
     pub(crate) this_node: Arc<ThisNode>,
     presence: Arc<PresenceBook>,
     db: Database,
     writer: HistoryWriter,
-    /// Redis recoveries already answered by restoring presence.
+    /// Bus recoveries already answered by restoring presence.
     restored: AtomicU64,
     /// The last scan of the registry, and when it was made.
     live_nodes: Mutex<(Vec<NodeInfo>, Option<Instant>)>,
@@ -29,7 +29,7 @@ pub(crate) struct Membership {
 
 impl Membership {
     pub(crate) fn new(
-        redis: Arc<RedisLayer>,
+        bus: Arc<Bus>,
         this_node: Arc<ThisNode>,
         presence: Arc<PresenceBook>,
         db: Database,
@@ -37,8 +37,7 @@ impl Membership {
         heartbeat: Duration,
     ) -> Self {
         Self {
-            registry: NodeRegistry::new(redis.keys.clone(), &this_node.node_id, heartbeat),
-            redis,
+            bus,
             this_node,
             presence,
             db,
@@ -69,32 +68,31 @@ impl Membership {
 
     /// One registry round: beat, list, and clean up after dead nodes.
     pub(crate) async fn round(&self) {
-        let mut link = self.redis.link();
-        // Redis came back: it may have lost our presence (a restart), or a survivor may
+        let bus = &self.bus;
+        // The bus came back: it may have lost our presence (a restart), or a survivor may
         // have reaped it (a partition looked like a death). Write it again.
-        let recoveries = self.redis.recoveries();
+        let recoveries = bus.recoveries();
         if self.restored.swap(recoveries, Ordering::Relaxed) != recoveries {
             self.announce_returned_users().await;
         }
-        if let Err(e) = self.registry.beat(&mut link, &self.this_node.info()).await {
+        if let Err(e) = bus.beat(&self.this_node.info()).await {
             tracing::debug!(error = %e, "heartbeat failed");
             return;
         }
-        match self.registry.scan(&mut link).await {
+        for (room, actor) in bus.due_departures() {
+            self.record_departure(&room, actor).await;
+        }
+        match bus.scan().await {
             Ok((live, dead)) => {
                 *self.live_nodes.lock().unwrap_or_else(|p| p.into_inner()) =
                     (live, Some(Instant::now()));
                 for node in dead {
                     if node != self.this_node.node_id
-                        && self
-                            .registry
-                            .claim_reaping(&mut link, &node)
-                            .await
-                            .unwrap_or(false)
+                        && bus.claim_reaping(&node).await.unwrap_or(false)
                     {
                         tracing::info!(node = %node, "a node died: removing its members");
                         self.reap_node(&node).await;
-                        if let Err(e) = self.registry.forget(&mut link, &node).await {
+                        if let Err(e) = bus.forget(&node).await {
                             tracing::debug!(node = %node, error = %e, "a dead node stays listed until the next round");
                         }
                     }
@@ -110,7 +108,7 @@ impl Membership {
         for (room, users) in self.presence.restore().await {
             for actor in users {
                 // Only where the history says they left (a partition taken for a death);
-                // after a plain Redis restart nobody left.
+                // after a plain restart of the bus nobody left.
                 match self.db.last_presence_event(&room, &actor.user_id).await {
                     Ok(Some(EventKind::MemberLeft)) => {}
                     _ => continue,
@@ -138,15 +136,25 @@ impl Membership {
         };
         for (room, actors) in departed {
             for actor in actors {
-                let change = RoomChange {
-                    room: room.clone(),
-                    by: Some(actor.clone()),
-                    kind: RoomChangeKind::MemberLeft(actor),
-                };
-                if let Err(e) = self.writer.submit(change).await {
-                    tracing::warn!(room = %room, error = %e, "member_left of a dead node's user was not recorded");
-                }
+                self.record_departure(&room, actor).await;
             }
+        }
+    }
+
+    /// Records `member_left` for a user no node holds any more, if the history holds them
+    /// as present: a dead node's share, or a view across regions, may be older than it.
+    async fn record_departure(&self, room: &RoomId, actor: Actor) {
+        match self.db.last_presence_event(room, &actor.user_id).await {
+            Ok(Some(EventKind::MemberJoined)) => {}
+            _ => return,
+        }
+        let change = RoomChange {
+            room: room.clone(),
+            by: Some(actor.clone()),
+            kind: RoomChangeKind::MemberLeft(actor),
+        };
+        if let Err(e) = self.writer.submit(change).await {
+            tracing::warn!(room = %room, error = %e, "member_left of a departed user was not recorded");
         }
     }
 }

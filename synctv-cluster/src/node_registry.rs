@@ -17,15 +17,23 @@ use synctv_core::clock::now_ms;
 pub struct NodeInfo {
     pub node_id: String,
     pub address: String,
+    /// The node's region (contract 1.1); a node of an older version says nothing.
+    #[serde(default = "default_region")]
+    pub region: String,
     pub connections: usize,
     pub rooms: usize,
     pub last_seen: i64,
+}
+
+fn default_region() -> String {
+    "default".to_owned()
 }
 
 /// This node, as it describes itself in the registry.
 pub(crate) struct ThisNode {
     pub(crate) node_id: String,
     pub(crate) address: String,
+    pub(crate) region: String,
     pub(crate) connections: Arc<ConnectionManager>,
     pub(crate) hub: Arc<RoomMessageHub>,
 }
@@ -35,6 +43,7 @@ impl ThisNode {
         NodeInfo {
             node_id: self.node_id.clone(),
             address: self.address.clone(),
+            region: self.region.clone(),
             connections: self.connections.count(),
             rooms: self.hub.active_rooms(),
             last_seen: now_ms(),

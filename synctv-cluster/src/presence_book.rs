@@ -1,16 +1,15 @@
 //! `PresenceBook`: presence as the cluster manager sees it. This node's own count is
-//! always kept; in cluster mode Redis holds the cluster-wide one and decides first and
-//! last connections. While Redis is unreachable, this node's count decides (degraded).
+//! always kept; in cluster mode the bus holds the cluster-wide one and decides first and
+//! last connections. While the bus is unreachable, this node's count decides (degraded).
 
+use crate::bus::{Bus, BusError};
 use crate::presence::{Arrival, Presence};
-use crate::redis::presence::ClusterPresence;
-use crate::redis::RedisLayer;
 use std::sync::Arc;
 use synctv_core::{Actor, RoomId, UserId};
 
 pub struct PresenceBook {
     local: Presence,
-    cluster: Option<(Arc<RedisLayer>, ClusterPresence)>,
+    bus: Option<Arc<Bus>>,
     per_room: usize,
 }
 
@@ -23,32 +22,25 @@ pub struct Departure {
 }
 
 impl PresenceBook {
-    pub fn new(redis: Option<Arc<RedisLayer>>, node_id: &str, per_room: usize) -> Self {
-        let cluster = redis.map(|redis| {
-            let presence = ClusterPresence::new(redis.keys.clone(), node_id);
-            (redis, presence)
-        });
+    pub fn new(bus: Option<Arc<Bus>>, per_room: usize) -> Self {
         Self {
             local: Presence::default(),
-            cluster,
+            bus,
             per_room,
         }
     }
 
-    /// Redis, when configured and reachable.
-    fn cluster(&self) -> Option<&(Arc<RedisLayer>, ClusterPresence)> {
-        self.cluster.as_ref().filter(|(redis, _)| redis.is_up())
+    /// The bus, when configured and reachable.
+    fn cluster(&self) -> Option<&Bus> {
+        self.bus.as_deref().filter(|bus| bus.is_up())
     }
 
     pub async fn arrive(&self, room: &RoomId, who: &Actor) -> Arrival {
-        let Some((redis, presence)) = self.cluster() else {
+        let Some(bus) = self.cluster() else {
             return self.local.arrive(room, who, self.per_room);
         };
         let local = self.local.arrive(room, who, usize::MAX);
-        match presence
-            .arrive(&mut redis.link(), room, who, self.per_room)
-            .await
-        {
+        match bus.arrive(room, who, self.per_room).await {
             Ok(Arrival::Full) => {
                 self.local.depart(room, &who.user_id);
                 Arrival::Full
@@ -66,10 +58,7 @@ impl PresenceBook {
         let room_empty_here = self.local.count(room) == 0;
         let last = match self.cluster() {
             None => last_here,
-            Some((redis, presence)) => presence
-                .depart(&mut redis.link(), room, user)
-                .await
-                .unwrap_or(last_here),
+            Some(bus) => bus.depart(room, user).await.unwrap_or(last_here),
         };
         Departure {
             last,
@@ -78,8 +67,8 @@ impl PresenceBook {
     }
 
     pub async fn members(&self, room: &RoomId) -> Vec<Actor> {
-        if let Some((redis, presence)) = self.cluster() {
-            if let Ok(list) = presence.members(&mut redis.link(), room).await {
+        if let Some(bus) = self.cluster() {
+            if let Ok(list) = bus.members(room).await {
                 return list;
             }
         }
@@ -87,24 +76,23 @@ impl PresenceBook {
     }
 
     pub async fn count(&self, room: &RoomId) -> usize {
-        if let Some((redis, presence)) = self.cluster() {
-            if let Ok(count) = presence.count(&mut redis.link(), room).await {
+        if let Some(bus) = self.cluster() {
+            if let Ok(count) = bus.count(room).await {
                 return count;
             }
         }
         self.local.count(room)
     }
 
-    /// Writes this node's presence into Redis again, room by room (after an outage), and
-    /// returns, per room, the users Redis had counted as gone.
+    /// Writes this node's presence to the bus again, room by room (after an outage), and
+    /// returns, per room, the users the rest of the cluster had counted as gone.
     pub async fn restore(&self) -> Vec<(RoomId, Vec<Actor>)> {
-        let Some((redis, presence)) = self.cluster() else {
+        let Some(bus) = self.cluster() else {
             return Vec::new();
         };
-        let mut link = redis.link();
         let mut arrived = Vec::new();
         for (room, users) in self.local.snapshot() {
-            match presence.restore(&mut link, &room, &users).await {
+            match bus.restore(&room, &users).await {
                 Ok(users) if !users.is_empty() => arrived.push((room, users)),
                 Ok(_) => {}
                 Err(e) => {
@@ -117,9 +105,9 @@ impl PresenceBook {
     }
 
     /// Removes a dead node's share of presence: the users it alone held, per room.
-    pub async fn reap(&self, node: &str) -> redis::RedisResult<Vec<(RoomId, Vec<Actor>)>> {
-        match &self.cluster {
-            Some((redis, presence)) => presence.reap(&mut redis.link(), node).await,
+    pub async fn reap(&self, node: &str) -> Result<Vec<(RoomId, Vec<Actor>)>, BusError> {
+        match &self.bus {
+            Some(bus) => bus.reap(node).await,
             None => Ok(Vec::new()),
         }
     }

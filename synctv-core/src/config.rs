@@ -15,6 +15,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub redis: RedisConfig,
+    pub nats: NatsConfig,
     pub cluster: ClusterConfig,
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
@@ -93,6 +94,43 @@ impl Default for RedisConfig {
     }
 }
 
+/// The NATS bus between nodes (core NATS only: subjects, request/reply, gateways between
+/// regions), the alternative to Redis for clusters that span regions.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    /// `nats://…`, one server or a list of them; empty means no NATS.
+    pub url: Option<NatsUrls>,
+    /// The first token of every subject the nodes use.
+    pub subject_prefix: String,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            subject_prefix: "synctv".into(),
+        }
+    }
+}
+
+/// `SYNCTV__NATS__URL`: one URL, or a JSON list of them.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum NatsUrls {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl NatsUrls {
+    pub fn list(&self) -> Vec<String> {
+        match self {
+            NatsUrls::One(url) => vec![url.clone()],
+            NatsUrls::Many(urls) => urls.clone(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
@@ -103,6 +141,8 @@ pub struct ClusterConfig {
     pub advertise_url: Option<String>,
     /// Seconds between heartbeats; a node is dead after three missed ones.
     pub heartbeat_secs: u64,
+    /// The region this node runs in (contract 1.1, "Regions").
+    pub region: String,
 }
 
 impl Default for ClusterConfig {
@@ -111,6 +151,7 @@ impl Default for ClusterConfig {
             node_id: None,
             advertise_url: None,
             heartbeat_secs: 5,
+            region: "default".into(),
         }
     }
 }
@@ -278,6 +319,14 @@ impl Config {
 
     /// Empty strings from the environment mean "unset".
     fn normalize(&mut self) {
+        if let Some(NatsUrls::One(url)) = &self.nats.url {
+            if url.trim().is_empty() {
+                self.nats.url = None;
+            }
+        }
+        if matches!(&self.nats.url, Some(NatsUrls::Many(urls)) if urls.is_empty()) {
+            self.nats.url = None;
+        }
         for opt in [
             &mut self.database.url,
             &mut self.redis.url,
@@ -298,10 +347,16 @@ impl Config {
                 reason: reason.into(),
             })
         };
+        if self.redis.url.is_some() && self.nats.url.is_some() {
+            return rule(
+                "redis.url",
+                "SYNCTV__REDIS__URL and SYNCTV__NATS__URL are both set: choose one bus between nodes",
+            );
+        }
         if self.cluster_mode() && self.auth.jwt_secret.is_none() {
             return rule(
                 "auth.jwt_secret",
-                "required in cluster mode (SYNCTV__REDIS__URL is set): all nodes must share it",
+                "required in cluster mode (SYNCTV__REDIS__URL or SYNCTV__NATS__URL is set): all nodes must share it",
             );
         }
         if self
@@ -327,6 +382,14 @@ impl Config {
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
                 return rule("redis.url", "must start with redis:// or rediss://");
             }
+        }
+        for url in self.nats.url.iter().flat_map(NatsUrls::list) {
+            if !(url.starts_with("nats://") || url.starts_with("tls://")) {
+                return rule("nats.url", "every URL must start with nats:// or tls://");
+            }
+        }
+        if self.cluster.region.trim().is_empty() {
+            return rule("cluster.region", "must not be empty");
         }
         let l = &self.limits;
         for (key, value) in [
@@ -364,8 +427,9 @@ impl Config {
         Ok(())
     }
 
+    /// Several nodes share rooms: through Redis or through NATS.
     pub fn cluster_mode(&self) -> bool {
-        self.redis.url.is_some()
+        self.redis.url.is_some() || self.nats.url.is_some()
     }
 
     /// `server.trusted_proxies` as networks (validated at load, so none is dropped).

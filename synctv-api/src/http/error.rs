@@ -128,6 +128,7 @@ impl From<ClusterError> for ApiError {
                 ApiError::Unavailable("the database is unavailable".into())
             }
             ClusterError::Redis(_) => ApiError::Unavailable("redis is unavailable".into()),
+            ClusterError::Nats(_) => ApiError::Unavailable("nats is unavailable".into()),
         }
     }
 }

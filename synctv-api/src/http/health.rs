@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use std::time::Duration;
-use synctv_cluster::RedisStatus;
+use synctv_cluster::BusStatus;
 
 /// How long `/ready` waits for the database before calling it down.
 const DB_PING_TIMEOUT: Duration = Duration::from_secs(2);
@@ -43,7 +43,10 @@ struct Readiness {
 #[derive(Serialize)]
 struct Checks {
     database: &'static str,
-    redis: RedisStatus,
+    redis: BusStatus,
+    /// Only when NATS is the bus (contract 1.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nats: Option<BusStatus>,
 }
 
 async fn ready(State(ctx): State<ApiContext>) -> (StatusCode, Json<Readiness>) {
@@ -51,13 +54,13 @@ async fn ready(State(ctx): State<ApiContext>) -> (StatusCode, Json<Readiness>) {
         tokio::time::timeout(DB_PING_TIMEOUT, ctx.db.ping()).await,
         Ok(Ok(()))
     );
-    let redis = ctx.cluster.redis_status();
+    let (redis, nats) = ctx.cluster.bus_status();
     // Draining wins over a dead database: the node is leaving either way.
     let (status, code) = if ctx.shutdown.is_draining() {
         ("draining", StatusCode::SERVICE_UNAVAILABLE)
     } else if !database_up {
         ("unavailable", StatusCode::SERVICE_UNAVAILABLE)
-    } else if redis == RedisStatus::Down {
+    } else if redis == BusStatus::Down || nats == Some(BusStatus::Down) {
         // Its own clients are still served; only cross-node delivery waits.
         ("degraded", StatusCode::OK)
     } else {
@@ -68,6 +71,7 @@ async fn ready(State(ctx): State<ApiContext>) -> (StatusCode, Json<Readiness>) {
         checks: Checks {
             database: if database_up { "ok" } else { "down" },
             redis,
+            nats,
         },
         cluster_mode: ctx.config.cluster_mode(),
     };

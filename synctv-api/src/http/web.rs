@@ -34,6 +34,19 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     ([(CONTENT_TYPE, content_type)], body)
 }
 
+/// The servers the page may use, this node's region, and every live node with its region
+/// (contract 1.1, "Regions").
 async fn client_config(State(ctx): State<ApiContext>) -> Json<Value> {
-    Json(json!({"servers": ctx.config.server.public_urls}))
+    let nodes: Vec<Value> = ctx
+        .cluster
+        .nodes()
+        .await
+        .into_iter()
+        .map(|n| json!({"node_id": n.node_id, "address": n.address, "region": n.region}))
+        .collect();
+    Json(json!({
+        "servers": ctx.config.server.public_urls,
+        "region": ctx.config.cluster.region,
+        "nodes": nodes,
+    }))
 }

@@ -124,6 +124,7 @@ async fn cluster_nodes_lists_this_node(backend: Backend) {
         .unwrap()
         .contains(&app.port.to_string()));
     assert_eq!(node["connections"], 0);
+    assert_eq!(node["region"], "default");
     assert!(node["rooms"].as_u64().is_some() && node["last_seen"].as_i64().is_some());
 }
 

@@ -17,7 +17,12 @@ async fn web_client_is_served() {
         assert!(!resp.text().await.unwrap().is_empty());
     }
     let config: Value = app.get("/config.json").await.json().await.unwrap();
-    assert_eq!(config, json!({"servers": []}));
+    assert_eq!(config["servers"], json!([]));
+    assert_eq!(config["region"], "default");
+    let nodes = config["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "{config}");
+    assert_eq!(nodes[0]["node_id"], app.ctx.cluster.node_id());
+    assert_eq!(nodes[0]["region"], "default");
 }
 
 #[tokio::test]
@@ -26,7 +31,13 @@ async fn config_json_lists_public_urls() {
         "https://a.example".to_owned(),
         "https://b.example".to_owned(),
     ];
-    let app = spawn_app_with(Backend::Sqlite, |c| c.server.public_urls = urls.clone()).await;
+    let app = spawn_app_with(Backend::Sqlite, |c| {
+        c.server.public_urls = urls.clone();
+        c.cluster.region = "eu-west".into();
+    })
+    .await;
     let config: Value = app.get("/config.json").await.json().await.unwrap();
-    assert_eq!(config, json!({"servers": urls}));
+    assert_eq!(config["servers"], json!(urls));
+    assert_eq!(config["region"], "eu-west");
+    assert_eq!(config["nodes"][0]["region"], "eu-west");
 }
