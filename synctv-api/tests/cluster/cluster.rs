@@ -1,9 +1,12 @@
 //! `TestCluster`: n real `synctv` processes in cluster mode on one fresh Postgres
 //! database, sharing a JWT secret, heartbeat 1 s, node ids `node-0..`; and helpers in the
 //! contract's terms (guests, rooms, the durable history, the node list, `/ready`).
+//! `TestBus`: the bus between the nodes, Redis or NATS, so one test runs on either.
 
+use crate::nats::NatsServer;
 use crate::postgres::PostgresServer;
 use crate::process::SynctvProcess;
+use crate::redis::RedisServer;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -38,10 +41,92 @@ pub struct Guest {
     pub token: String,
 }
 
+/// The bus between a test cluster's nodes, a throwaway server of either kind.
+pub enum TestBus {
+    Redis(RedisServer),
+    Nats(NatsServer),
+}
+
+impl TestBus {
+    pub async fn redis() -> TestBus {
+        TestBus::Redis(RedisServer::start().await)
+    }
+
+    pub async fn nats() -> TestBus {
+        TestBus::Nats(NatsServer::start().await)
+    }
+
+    /// The setting that points a node at this bus.
+    pub fn setting(&self) -> (&'static str, String) {
+        match self {
+            TestBus::Redis(redis) => ("SYNCTV__REDIS__URL", redis.url()),
+            TestBus::Nats(nats) => ("SYNCTV__NATS__URL", nats.url()),
+        }
+    }
+
+    /// The same, through `proxy` (which must lead to this bus).
+    pub fn setting_through(&self, proxy: &crate::proxy::TcpProxy) -> (&'static str, String) {
+        match self {
+            TestBus::Redis(_) => ("SYNCTV__REDIS__URL", proxy.redis_url()),
+            TestBus::Nats(_) => ("SYNCTV__NATS__URL", proxy.nats_url()),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        match self {
+            TestBus::Redis(redis) => redis.port,
+            TestBus::Nats(nats) => nats.port,
+        }
+    }
+
+    /// Its name in `/ready`'s checks.
+    pub fn check(&self) -> &'static str {
+        match self {
+            TestBus::Redis(_) => "redis",
+            TestBus::Nats(_) => "nats",
+        }
+    }
+
+    /// Killed at once; it comes back empty.
+    pub fn stop(&self) {
+        match self {
+            TestBus::Redis(redis) => redis.stop(),
+            TestBus::Nats(nats) => nats.stop(),
+        }
+    }
+
+    pub async fn restart(&self) {
+        match self {
+            TestBus::Redis(redis) => redis.restart().await,
+            TestBus::Nats(nats) => nats.restart().await,
+        }
+    }
+
+    /// SIGSTOP: connections stay open, nothing answers.
+    pub fn pause(&self) {
+        match self {
+            TestBus::Redis(redis) => redis.pause(),
+            TestBus::Nats(nats) => nats.pause(),
+        }
+    }
+
+    pub fn resume(&self) {
+        match self {
+            TestBus::Redis(redis) => redis.resume(),
+            TestBus::Nats(nats) => nats.resume(),
+        }
+    }
+}
+
 impl TestCluster {
     /// `n` nodes; node `i` reaches Redis at `redis_url_for_node(i)`.
     pub async fn start(n: usize, redis_url_for_node: impl Fn(usize) -> String) -> TestCluster {
         Self::start_with(n, redis_url_for_node, &[]).await
+    }
+
+    /// `n` nodes on `bus`.
+    pub async fn start_on(n: usize, bus: &TestBus) -> TestCluster {
+        Self::start_env(n, |_| vec![bus.setting()], &[]).await
     }
 
     /// Like `start`, with extra `SYNCTV__…` settings on every node.
@@ -50,12 +135,26 @@ impl TestCluster {
         redis_url_for_node: impl Fn(usize) -> String,
         extra: &[(&'static str, String)],
     ) -> TestCluster {
+        Self::start_env(
+            n,
+            |i| vec![("SYNCTV__REDIS__URL", redis_url_for_node(i))],
+            extra,
+        )
+        .await
+    }
+
+    /// `n` nodes; node `i` gets the settings `for_node(i)` (its bus, its region), and every
+    /// node `extra`.
+    pub async fn start_env(
+        n: usize,
+        for_node: impl Fn(usize) -> Vec<(&'static str, String)>,
+        extra: &[(&'static str, String)],
+    ) -> TestCluster {
         let database_url = PostgresServer::get().create_database().await;
         let env: Vec<Vec<(&'static str, String)>> = (0..n)
             .map(|i| {
                 let mut env = vec![
                     ("SYNCTV__DATABASE__URL", database_url.clone()),
-                    ("SYNCTV__REDIS__URL", redis_url_for_node(i)),
                     ("SYNCTV__AUTH__JWT_SECRET", JWT_SECRET.to_owned()),
                     ("SYNCTV__CLUSTER__NODE_ID", format!("node-{i}")),
                     (
@@ -65,6 +164,7 @@ impl TestCluster {
                     ("SYNCTV__LIMITS__MESSAGES_PER_SECOND", "1000".to_owned()),
                     ("SYNCTV__SERVER__DRAIN_SECS", "2".to_owned()),
                 ];
+                env.extend(for_node(i));
                 env.extend(extra.iter().cloned());
                 env
             })

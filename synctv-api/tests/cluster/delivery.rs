@@ -2,15 +2,21 @@
 //! member receives every event in the room's one order, and the durable history holds
 //! every acked event exactly once, with no gap.
 
-use crate::cluster::{check_history, final_state, state_key, wait_for, TestCluster};
+use crate::cluster::{check_history, final_state, state_key, wait_for, TestBus, TestCluster};
 use crate::member::{assert_events_match, Member, MemberTask, Publish};
-use crate::redis::RedisServer;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_publishers_on_every_node_see_one_order() {
-    let redis = RedisServer::start().await;
-    let cluster = TestCluster::start(3, |_| redis.url()).await;
+    let bus = TestBus::redis().await;
+    let cluster = TestCluster::start_on(3, &bus).await;
+    publish_everywhere_and_check(&cluster, 1, 2, 25).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishers_on_every_node_see_one_order_on_nats() {
+    let bus = TestBus::nats().await;
+    let cluster = TestCluster::start_on(3, &bus).await;
     publish_everywhere_and_check(&cluster, 1, 2, 25).await;
 }
 

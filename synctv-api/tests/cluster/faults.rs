@@ -3,11 +3,10 @@
 //! acked event exactly once, no gap.
 
 use crate::cluster::{
-    check_history, death_bound, final_state, node_ids, state_key, wait_for, TestCluster,
+    check_history, death_bound, final_state, node_ids, state_key, wait_for, TestBus, TestCluster,
 };
 use crate::member::{assert_events_match, Member, MemberTask, Publish};
 use crate::proxy::TcpProxy;
-use crate::redis::RedisServer;
 use crate::ws_client::WsClient;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -18,7 +17,7 @@ use std::time::{Duration, Instant};
 const RECONVERGENCE: Duration = Duration::from_secs(10);
 
 /// Every publisher of `tasks` acks `more` messages beyond what it had.
-async fn more_acks(tasks: &[MemberTask], publishers: &[usize], more: usize, what: &str) {
+pub async fn more_acks(tasks: &[MemberTask], publishers: &[usize], more: usize, what: &str) {
     let start: Vec<usize> = publishers.iter().map(|&i| tasks[i].acks()).collect();
     wait_for(Duration::from_secs(20), what, || async {
         if let Some(t) = tasks.iter().find(|t| t.is_finished()) {
@@ -35,7 +34,7 @@ async fn more_acks(tasks: &[MemberTask], publishers: &[usize], more: usize, what
 
 /// Stops publishing, waits for every answer and for every member to reach the history's
 /// end, and hands the members back with that history.
-async fn settle(cluster: &TestCluster, room: &str, tasks: Vec<MemberTask>) -> Vec<Member> {
+pub async fn settle(cluster: &TestCluster, room: &str, tasks: Vec<MemberTask>) -> Vec<Member> {
     for task in &tasks {
         task.quiet();
     }
@@ -62,7 +61,7 @@ async fn settle(cluster: &TestCluster, room: &str, tasks: Vec<MemberTask>) -> Ve
     members
 }
 
-fn all_acked(members: &[Member]) -> Vec<(i64, String)> {
+pub fn all_acked(members: &[Member]) -> Vec<(i64, String)> {
     members
         .iter()
         .flat_map(|m| m.acked_chats.iter().cloned())
@@ -71,16 +70,37 @@ fn all_acked(members: &[Member]) -> Vec<(i64, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_a_node_while_events_flow() {
-    let redis = RedisServer::start().await;
-    let mut cluster = TestCluster::start(3, |_| redis.url()).await;
+    kill_9_while_events_flow(TestBus::redis().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_a_node_while_events_flow_on_nats() {
+    kill_9_while_events_flow(TestBus::nats().await).await;
+}
+
+async fn kill_9_while_events_flow(bus: TestBus) {
+    let mut cluster = TestCluster::start_on(3, &bus).await;
+    kill_9_of_nodes_while_events_flow(&mut cluster, &[2], || {}).await;
+}
+
+/// Two members on every node publish; `victims` are killed with -9 (and `kill_more`
+/// kills what else goes with them, a region's NATS); their members reconnect to the
+/// next node that answers and recover every acked event, and the history holds each
+/// acked event exactly once.
+pub async fn kill_9_of_nodes_while_events_flow(
+    cluster: &mut TestCluster,
+    victims: &[usize],
+    kill_more: impl FnOnce(),
+) -> Duration {
+    let n = cluster.len();
     let owner = cluster.guest(0, "owner").await;
     let room = cluster.room(0, &owner, "r").await;
     let mut tasks = Vec::new();
-    for node in 0..3 {
+    for node in 0..n {
         for k in 0..2 {
             let guest = cluster.guest(node, &format!("n{node}m{k}")).await;
             // Home node first, then the others.
-            let urls = (0..3).map(|i| cluster.ws_url((node + i) % 3)).collect();
+            let urls = (0..n).map(|i| cluster.ws_url((node + i) % n)).collect();
             let label = format!("node-{node}/m{k}");
             let mut member = Member::join(&label, urls, &guest.token, &room).await;
             member.must_recover = true;
@@ -95,8 +115,12 @@ async fn kill_9_of_a_node_while_events_flow() {
     let everyone: Vec<usize> = (0..tasks.len()).collect();
     more_acks(&tasks, &everyone, 5, "acks before the kill").await;
 
-    cluster.kill9(2);
-    // Node 2's members reconnect to node 0 and recover; everyone goes on publishing.
+    for &victim in victims {
+        cluster.kill9(victim);
+    }
+    kill_more();
+    let killed = Instant::now();
+    // The victims' members reconnect elsewhere and recover; everyone goes on publishing.
     more_acks(
         &tasks,
         &everyone,
@@ -104,13 +128,17 @@ async fn kill_9_of_a_node_while_events_flow() {
         "acks after the kill, on every member",
     )
     .await;
-    let members = settle(&cluster, &room, tasks).await;
+    let recovered_within = killed.elapsed();
+    let members = settle(cluster, &room, tasks).await;
 
     let history = cluster.history(&room).await;
     check_history(&history, &all_acked(&members));
     for member in &members {
         assert_eq!(member.errors, Vec::<Value>::new(), "{}", member.label);
-        if member.label.starts_with("node-2/") {
+        let home_killed = victims
+            .iter()
+            .any(|v| member.label.starts_with(&format!("node-{v}/")));
+        if home_killed {
             assert!(member.rejoins >= 1, "{}: never reconnected", member.label);
         } else {
             assert_eq!(member.rejoins, 0, "{}: dropped", member.label);
@@ -127,47 +155,76 @@ async fn kill_9_of_a_node_while_events_flow() {
         assert_eq!(seqs, expected, "{}", member.label);
         assert_events_match(member, &history);
     }
+    recovered_within
 }
 
-/// How a test breaks and heals the link between nodes and Redis.
-enum Fault<'a> {
-    /// Redis itself is killed, then started again (empty).
-    RedisDown(&'a RedisServer),
-    /// One node's link to Redis goes through this proxy, which is cut then restored.
+/// How a test breaks and heals the link between nodes and their bus.
+pub enum Fault<'a> {
+    /// The bus itself is killed, then started again (empty).
+    BusDown(&'a TestBus),
+    /// One region's NATS server is killed, then started again.
+    RegionNatsDown(&'a crate::nats::NatsServer),
+    /// One node's link to the bus goes through this proxy, which is cut then restored.
     Partition(&'a TcpProxy),
-    /// Redis hangs (SIGSTOP: connections stay open, nothing answers), then goes on with
-    /// its data (SIGCONT).
-    RedisHung(&'a RedisServer),
+    /// The bus hangs (SIGSTOP: connections stay open, nothing answers), then goes on
+    /// (SIGCONT).
+    BusHung(&'a TestBus),
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stopped_and_restarted_while_events_flow() {
-    let redis = RedisServer::start().await;
-    let cluster = TestCluster::start(3, |_| redis.url()).await;
-    events_flow_through(&cluster, Fault::RedisDown(&redis), &[0, 1, 2]).await;
+    let bus = TestBus::redis().await;
+    let cluster = TestCluster::start_on(3, &bus).await;
+    events_flow_through(&cluster, bus.check(), Fault::BusDown(&bus), &[0, 1, 2]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_stopped_and_restarted_while_events_flow() {
+    let bus = TestBus::nats().await;
+    let cluster = TestCluster::start_on(3, &bus).await;
+    events_flow_through(&cluster, bus.check(), Fault::BusDown(&bus), &[0, 1, 2]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_hung_then_resumed_while_events_flow() {
-    let redis = RedisServer::start().await;
-    let cluster = TestCluster::start(3, |_| redis.url()).await;
-    events_flow_through(&cluster, Fault::RedisHung(&redis), &[0, 1, 2]).await;
+    let bus = TestBus::redis().await;
+    let cluster = TestCluster::start_on(3, &bus).await;
+    events_flow_through(&cluster, bus.check(), Fault::BusHung(&bus), &[0, 1, 2]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_hung_then_resumed_while_events_flow() {
+    let bus = TestBus::nats().await;
+    let cluster = TestCluster::start_on(3, &bus).await;
+    events_flow_through(&cluster, bus.check(), Fault::BusHung(&bus), &[0, 1, 2]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cut_off_from_redis_serves_its_clients_then_converges() {
-    let redis = RedisServer::start().await;
-    let target: SocketAddr = ([127, 0, 0, 1], redis.port).into();
+    cut_off_then_converges(TestBus::redis().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_nats_serves_its_clients_then_converges() {
+    cut_off_then_converges(TestBus::nats().await).await;
+}
+
+async fn cut_off_then_converges(bus: TestBus) {
+    let target: SocketAddr = ([127, 0, 0, 1], bus.port()).into();
     let proxy = TcpProxy::start(target).await;
-    let cluster = TestCluster::start(3, |i| {
-        if i == 2 {
-            proxy.redis_url()
-        } else {
-            redis.url()
-        }
-    })
+    let cluster = TestCluster::start_env(
+        3,
+        |i| {
+            if i == 2 {
+                vec![bus.setting_through(&proxy)]
+            } else {
+                vec![bus.setting()]
+            }
+        },
+        &[],
+    )
     .await;
-    events_flow_through(&cluster, Fault::Partition(&proxy), &[2]).await;
+    events_flow_through(&cluster, bus.check(), Fault::Partition(&proxy), &[2]).await;
 }
 
 /// A publisher and an observer on every node; `fault` breaks the link to Redis of the
@@ -176,7 +233,12 @@ async fn a_node_cut_off_from_redis_serves_its_clients_then_converges() {
 /// across nodes resumes, every node agrees on the state and the members, and the history
 /// has every acked event exactly once. Members connected throughout get every event in
 /// order, or a `resync`.
-async fn events_flow_through(cluster: &TestCluster, fault: Fault<'_>, affected: &[usize]) {
+pub async fn events_flow_through(
+    cluster: &TestCluster,
+    check: &str,
+    fault: Fault<'_>,
+    affected: &[usize],
+) {
     let owner = cluster.guest(0, "owner").await;
     let room = cluster.room(0, &owner, "r").await;
     let mut tasks = Vec::new();
@@ -217,9 +279,10 @@ async fn events_flow_through(cluster: &TestCluster, fault: Fault<'_>, affected: 
     more_acks(&tasks, &publishers, 5, "acks before the fault").await;
 
     match fault {
-        Fault::RedisDown(redis) => redis.stop(),
+        Fault::BusDown(bus) => bus.stop(),
+        Fault::RegionNatsDown(nats) => nats.stop(),
         Fault::Partition(proxy) => proxy.cut(),
-        Fault::RedisHung(redis) => redis.pause(),
+        Fault::BusHung(bus) => bus.pause(),
     }
     for &node in affected {
         wait_for(
@@ -228,7 +291,7 @@ async fn events_flow_through(cluster: &TestCluster, fault: Fault<'_>, affected: 
             || async {
                 let (status, body) = cluster.ready(node).await;
                 assert_eq!(status, StatusCode::OK, "node-{node} /ready: {body}");
-                (body["status"] == "degraded" && body["checks"]["redis"] == "down").then_some(())
+                (body["status"] == "degraded" && body["checks"][check] == "down").then_some(())
             },
         )
         .await;
@@ -294,14 +357,16 @@ async fn events_flow_through(cluster: &TestCluster, fault: Fault<'_>, affected: 
     }
 
     let fault_name = match fault {
-        Fault::RedisDown(_) => "Redis restarted",
-        Fault::Partition(_) => "partition healed",
-        Fault::RedisHung(_) => "Redis resumed",
+        Fault::BusDown(_) => format!("{check} restarted"),
+        Fault::RegionNatsDown(nats) => format!("{}'s nats restarted", nats.region),
+        Fault::Partition(_) => "partition healed".to_owned(),
+        Fault::BusHung(_) => format!("{check} resumed"),
     };
     match fault {
-        Fault::RedisDown(redis) => redis.restart().await,
+        Fault::BusDown(bus) => bus.restart().await,
+        Fault::RegionNatsDown(nats) => nats.restart().await,
         Fault::Partition(proxy) => proxy.restore(),
-        Fault::RedisHung(redis) => redis.resume(),
+        Fault::BusHung(bus) => bus.resume(),
     }
     let healed = Instant::now();
     let remaining = || RECONVERGENCE.saturating_sub(healed.elapsed());
@@ -330,12 +395,12 @@ async fn events_flow_through(cluster: &TestCluster, fault: Fault<'_>, affected: 
     for node in 0..cluster.len() {
         wait_for(
             remaining(),
-            &format!("node-{node} says ready with redis ok"),
+            &format!("node-{node} says ready with {check} ok"),
             || async {
                 let (status, body) = cluster.ready(node).await;
                 (status == StatusCode::OK
                     && body["status"] == "ready"
-                    && body["checks"]["redis"] == "ok")
+                    && body["checks"][check] == "ok")
                     .then_some(())
             },
         )

@@ -1,11 +1,15 @@
 //! Cluster mode end to end: real `synctv` processes on one Postgres database and a real
-//! Redis (or a 3-master Redis Cluster), driven only through the public contract, with real
-//! faults: `kill -9` of a node, Redis stopped and restarted, a node cut off from Redis.
+//! bus between them, Redis (or a 3-master Redis Cluster) or NATS (or two regions' NATS
+//! joined by gateways), driven only through the public contract, with real faults:
+//! `kill -9` of a node or a region, the bus stopped and restarted, a node cut off from it.
 //!
-//! - `redis`: throwaway `redis-server`s and a Redis Cluster; `proxy`: a TCP proxy that
-//!   can cut one node's link to Redis; `cluster`: `TestCluster`, n nodes and helpers in
-//!   the contract's terms; `member`: a room member that checks seq order as it reads.
-//! - The tests: `delivery`, `recovery`, `presence`, `faults`, `redis_cluster`.
+//! - `redis`: throwaway `redis-server`s and a Redis Cluster; `nats`: throwaway
+//!   `nats-server`s, and two regions joined by gateways over an 80 ms round trip;
+//!   `proxy`: a TCP proxy that can cut a link or delay it; `cluster`: `TestCluster`, n
+//!   nodes on a `TestBus`, and helpers in the contract's terms; `member`: a room member
+//!   that checks seq order as it reads.
+//! - The tests, each on Redis and on NATS: `delivery`, `recovery`, `presence`, `faults`;
+//!   and `redis_cluster`, `regions` (two regions over NATS).
 
 // Shared with the single-node tests; not every helper is used here.
 #[allow(dead_code)]
@@ -23,6 +27,8 @@ mod cluster;
 #[allow(dead_code)]
 mod member;
 #[allow(dead_code)]
+mod nats;
+#[allow(dead_code)]
 mod proxy;
 #[allow(dead_code)]
 mod redis;
@@ -32,4 +38,5 @@ mod faults;
 mod presence;
 mod recovery;
 mod redis_cluster;
+mod regions;
 mod task_lifecycle;

@@ -2,9 +2,8 @@
 //! node; presence is per user), and the node list: every live node from any node, a node
 //! killed with -9 gone within three heartbeats, its members `member_left` on the others.
 
-use crate::cluster::{death_bound, node_ids, wait_for, TestCluster, HEARTBEAT_SECS};
+use crate::cluster::{death_bound, node_ids, wait_for, TestBus, TestCluster, HEARTBEAT_SECS};
 use crate::proxy::TcpProxy;
-use crate::redis::RedisServer;
 use crate::ws_client::WsClient;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -38,8 +37,16 @@ async fn members_everywhere_within(cluster: &TestCluster, room: &str, n: i64, pa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_are_counted_across_nodes_per_user() {
-    let redis = RedisServer::start().await;
-    let cluster = TestCluster::start(3, |_| redis.url()).await;
+    counted_across_nodes_per_user(TestBus::redis().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_are_counted_across_nodes_per_user_on_nats() {
+    counted_across_nodes_per_user(TestBus::nats().await).await;
+}
+
+async fn counted_across_nodes_per_user(bus: TestBus) {
+    let cluster = TestCluster::start_on(3, &bus).await;
     let alice = cluster.guest(0, "alice").await;
     let bob = cluster.guest(1, "bob").await;
     let carol = cluster.guest(2, "carol").await;
@@ -115,8 +122,16 @@ async fn members_are_counted_across_nodes_per_user() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_node_list_shows_live_nodes_and_forgets_a_killed_one() {
-    let redis = RedisServer::start().await;
-    let mut cluster = TestCluster::start(3, |_| redis.url()).await;
+    node_list_forgets_a_killed_node(TestBus::redis().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_list_shows_live_nodes_and_forgets_a_killed_one_on_nats() {
+    node_list_forgets_a_killed_node(TestBus::nats().await).await;
+}
+
+async fn node_list_forgets_a_killed_node(bus: TestBus) {
+    let mut cluster = TestCluster::start_on(3, &bus).await;
     let all = node_ids(0..3);
     for node in 0..3 {
         wait_for(
@@ -136,6 +151,7 @@ async fn the_node_list_shows_live_nodes_and_forgets_a_killed_one() {
         assert!(node["connections"].is_u64(), "{node}");
         assert!(node["rooms"].is_u64(), "{node}");
         assert!(node["last_seen"].as_i64().is_some_and(|t| t > 0), "{node}");
+        assert_eq!(node["region"], "default", "{node}");
         addresses.push(node["address"].as_str().unwrap().to_owned());
     }
     addresses.sort();
@@ -232,13 +248,13 @@ async fn one_member_per_node(cluster: &TestCluster) -> (String, Vec<WsClient>) {
     (room, clients)
 }
 
-async fn ready_on(cluster: &TestCluster, node: usize, status: &str, redis: &str) {
+async fn ready_on(cluster: &TestCluster, node: usize, status: &str, bus: &str, state: &str) {
     wait_for(
         Duration::from_secs(15),
-        &format!("node-{node} says {status} with redis {redis}"),
+        &format!("node-{node} says {status} with {bus} {state}"),
         || async {
             let (code, body) = cluster.ready(node).await;
-            (code == StatusCode::OK && body["status"] == status && body["checks"]["redis"] == redis)
+            (code == StatusCode::OK && body["status"] == status && body["checks"][bus] == state)
                 .then_some(())
         },
     )
@@ -249,17 +265,25 @@ async fn ready_on(cluster: &TestCluster, node: usize, status: &str, redis: &str)
 /// them all within the contract's 10 s of the restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_is_rebuilt_after_a_redis_restart() {
-    let redis = RedisServer::start().await;
-    let cluster = TestCluster::start(3, |_| redis.url()).await;
+    rebuilt_after_a_bus_restart(TestBus::redis().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_rebuilt_after_a_nats_restart() {
+    rebuilt_after_a_bus_restart(TestBus::nats().await).await;
+}
+
+async fn rebuilt_after_a_bus_restart(bus: TestBus) {
+    let cluster = TestCluster::start_on(3, &bus).await;
     let (room, _clients) = one_member_per_node(&cluster).await;
-    redis.stop();
+    bus.stop();
     for node in 0..3 {
-        ready_on(&cluster, node, "degraded", "down").await;
+        ready_on(&cluster, node, "degraded", bus.check(), "down").await;
     }
-    redis.restart().await;
+    bus.restart().await;
     let restarted = Instant::now();
     for node in 0..3 {
-        ready_on(&cluster, node, "ready", "ok").await;
+        ready_on(&cluster, node, "ready", bus.check(), "ok").await;
     }
     members_everywhere_within(
         &cluster,
@@ -302,26 +326,38 @@ async fn presence_events(cluster: &TestCluster, room: &str) -> Vec<(String, Stri
 /// again and its members, connected all along, count again on every node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_is_restored_when_a_partition_heals() {
-    let redis = RedisServer::start().await;
-    let proxy = TcpProxy::start(([127, 0, 0, 1], redis.port).into()).await;
-    let cluster = TestCluster::start(3, |i| {
-        if i == 2 {
-            proxy.redis_url()
-        } else {
-            redis.url()
-        }
-    })
+    restored_when_a_partition_heals(TestBus::redis().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_restored_when_a_partition_heals_on_nats() {
+    restored_when_a_partition_heals(TestBus::nats().await).await;
+}
+
+async fn restored_when_a_partition_heals(bus: TestBus) {
+    let proxy = TcpProxy::start(([127, 0, 0, 1], bus.port()).into()).await;
+    let cluster = TestCluster::start_env(
+        3,
+        |i| {
+            if i == 2 {
+                vec![bus.setting_through(&proxy)]
+            } else {
+                vec![bus.setting()]
+            }
+        },
+        &[],
+    )
     .await;
     let (room, _clients) = one_member_per_node(&cluster).await;
     proxy.cut();
-    ready_on(&cluster, 2, "degraded", "down").await;
+    ready_on(&cluster, 2, "degraded", bus.check(), "down").await;
     wait_for(death_bound(), "the others forget node-2", || async {
         (cluster.node_ids(0).await == node_ids(0..2)).then_some(())
     })
     .await;
     proxy.restore();
     let healed = Instant::now();
-    ready_on(&cluster, 2, "ready", "ok").await;
+    ready_on(&cluster, 2, "ready", bus.check(), "ok").await;
     wait_for(death_bound(), "node-2 listed again", || async {
         (cluster.node_ids(0).await == node_ids(0..3)).then_some(())
     })

@@ -1,11 +1,17 @@
-//! A small TCP proxy on a free loopback port, to put between one node and Redis and play a
-//! network partition: `cut()` drops every connection through it and refuses new ones
-//! until `restore()`.
+//! A small TCP proxy on a free loopback port, to put between one node and its bus (or
+//! between two regions' NATS gateways) and play a network partition: `cut()` drops every
+//! connection through it and refuses new ones until `restore()`. A delayed proxy also
+//! holds every byte for a fixed time each way, like a long link (40 ms each way makes an
+//! 80 ms round trip between regions); bytes stay pipelined, so the delay adds latency,
+//! not a limit on throughput.
 
 use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 pub struct TcpProxy {
     pub port: u16,
@@ -16,11 +22,21 @@ pub struct TcpProxy {
 impl TcpProxy {
     /// Listens on a free loopback port and forwards every connection to `target`.
     pub async fn start(target: SocketAddr) -> TcpProxy {
+        Self::start_delayed(target, Duration::ZERO).await
+    }
+
+    /// Like `start`, holding every byte `delay` in each direction.
+    pub async fn start_delayed(target: SocketAddr, delay: Duration) -> TcpProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (cut, _) = watch::channel(false);
-        let accept = tokio::spawn(accept_loop(listener, target, cut.clone()));
+        let accept = tokio::spawn(accept_loop(listener, target, cut.clone(), delay));
         TcpProxy { port, cut, accept }
+    }
+
+    /// `nats://127.0.0.1:PORT`, for a node that reaches NATS through this proxy.
+    pub fn nats_url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
     }
 
     /// `redis://127.0.0.1:PORT`, for a node that reaches Redis through this proxy.
@@ -46,7 +62,12 @@ impl Drop for TcpProxy {
     }
 }
 
-async fn accept_loop(listener: TcpListener, target: SocketAddr, cut: watch::Sender<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    target: SocketAddr,
+    cut: watch::Sender<bool>,
+    delay: Duration,
+) {
     loop {
         let Ok((inbound, _)) = listener.accept().await else {
             continue;
@@ -55,19 +76,69 @@ async fn accept_loop(listener: TcpListener, target: SocketAddr, cut: watch::Send
             drop(inbound);
             continue;
         }
-        tokio::spawn(forward(inbound, target, cut.subscribe()));
+        tokio::spawn(forward(inbound, target, cut.subscribe(), delay));
     }
 }
 
 /// Copies both ways until either side closes or the link is cut.
-async fn forward(mut inbound: TcpStream, target: SocketAddr, mut cut: watch::Receiver<bool>) {
+async fn forward(
+    mut inbound: TcpStream,
+    target: SocketAddr,
+    mut cut: watch::Receiver<bool>,
+    delay: Duration,
+) {
     let Ok(mut outbound) = TcpStream::connect(target).await else {
         return;
     };
     let _ = inbound.set_nodelay(true);
     let _ = outbound.set_nodelay(true);
+    if delay.is_zero() {
+        tokio::select! {
+            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+            _ = cut.wait_for(|cut| *cut) => {}
+        }
+        return;
+    }
+    let (in_read, in_write) = inbound.into_split();
+    let (out_read, out_write) = outbound.into_split();
     tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+        _ = delayed_copy(in_read, out_write, delay) => {}
+        _ = delayed_copy(out_read, in_write, delay) => {}
         _ = cut.wait_for(|cut| *cut) => {}
     }
+}
+
+/// Copies `from` to `to`, each chunk written `delay` after it was read.
+async fn delayed_copy(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+) {
+    let (chunks, mut due) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let reader = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if chunks
+                        .send((Instant::now() + delay, buf[..n].to_vec()))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    let writer = async move {
+        while let Some((at, chunk)) = due.recv().await {
+            tokio::time::sleep_until(at).await;
+            if to.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(reader, writer);
 }

@@ -2,15 +2,28 @@
 //! and it rejoins on a third node with `recover`: `recovered: true` and exactly the
 //! events it missed, then live with no gap.
 
-use crate::cluster::TestCluster;
-use crate::redis::RedisServer;
+use crate::cluster::{TestBus, TestCluster};
 use crate::ws_client::WsClient;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_dropped_recovers_on_another_node() {
-    let redis = RedisServer::start().await;
-    let cluster = TestCluster::start(3, |_| redis.url()).await;
+    recovers_on_another_node(TestBus::redis().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_dropped_recovers_on_another_node_on_nats() {
+    recovers_on_another_node(TestBus::nats().await).await;
+}
+
+async fn recovers_on_another_node(bus: TestBus) {
+    let cluster = TestCluster::start_on(3, &bus).await;
+    drop_on_node_0_and_recover_on_node_2(&cluster).await;
+}
+
+/// `late` joins on node 0 and drops; chats come from nodes 0 and 1; it rejoins on node 2
+/// with `recover`.
+pub async fn drop_on_node_0_and_recover_on_node_2(cluster: &TestCluster) {
     let alice = cluster.guest(0, "alice").await;
     let bob = cluster.guest(1, "bob").await;
     let late = cluster.guest(2, "late").await;
@@ -20,6 +33,10 @@ async fn a_member_that_dropped_recovers_on_another_node() {
     a.join(&room).await;
     let mut b = WsClient::connect(&cluster.ws_url(1), &bob.token).await;
     b.join(&room).await;
+    // Node 0 has bob's arrival (it may come from another region) before `late` joins.
+    let (bob_joined, _) = a.recv_until("event").await;
+    assert_eq!(bob_joined["kind"], "member_joined", "{bob_joined}");
+    assert_eq!(bob_joined["data"]["user_id"], bob.user_id.as_str());
     // `late` joins on node 0, notes where it was, and drops.
     let mut l = WsClient::connect(&cluster.ws_url(0), &late.token).await;
     let joined = l.join(&room).await;
@@ -29,6 +46,7 @@ async fn a_member_that_dropped_recovers_on_another_node() {
     // Its member_left reaches bob on node 1 before the chats are sent.
     let (joined_event, _) = b.recv_until("event").await;
     assert_eq!(joined_event["kind"], "member_joined");
+    assert_eq!(joined_event["data"]["user_id"], late.user_id.as_str());
     let left = b.recv().await;
     assert_eq!(left["kind"], "member_left", "{left}");
     assert_eq!(left["data"]["user_id"], late.user_id.as_str());
