@@ -320,7 +320,58 @@ def check_compose_single(r: Report, root: Path, schema: dict | None) -> None:
     r.check(f"{name}: publishes one port", len(svc.get("ports") or []) == 1, str(svc.get("ports")))
 
 
-def check_nginx(r: Report, conf: Path) -> None:
+def check_compose_regions(r: Report, root: Path, schema: dict | None) -> None:
+    name = "docker-compose.regions.yml"
+    doc = yaml.safe_load((root / name).read_text())
+    services = doc.get("services", {})
+    regions = {"east": ["synctv-east-1", "synctv-east-2"], "west": ["synctv-west-1", "synctv-west-2"]}
+    expected = {"postgres", "migrate", *(f"nats-{g}" for g in regions), *(f"lb-{g}" for g in regions),
+                *(n for nodes in regions.values() for n in nodes)}
+    r.check(f"{name}: services present", expected <= services.keys(),
+            f"missing {sorted(expected - services.keys())}")
+    if not expected <= services.keys():
+        return
+    check_compose_common(r, name, doc, schema)
+    secrets = set()
+    for region, nodes in regions.items():
+        other = "west" if region == "east" else "east"
+        nats = services[f"nats-{region}"]
+        mounts = [str(v).split(":")[0] for v in nats.get("volumes", [])]
+        conf = root / f"deploy/nats/{region}.conf"
+        r.check(f"{name}: nats-{region} mounts deploy/nats/{region}.conf",
+                f"./deploy/nats/{region}.conf" in mounts and conf.exists(), str(mounts))
+        if conf.exists():
+            text = re.sub(r"#[^\n]*", "", conf.read_text())
+            r.check(f"deploy/nats/{region}.conf: gateway named {region} dialing {other}",
+                    re.search(rf'gateway\s*{{[^}}]*name:\s*"{region}"', text) is not None
+                    and f"nats://nats-{other}:7222" in text, "gateway block")
+            r.check(f"deploy/nats/{region}.conf: no JetStream", "jetstream" not in text.lower(), "jetstream")
+        for node in nodes:
+            svc = services[node]
+            env = svc.get("environment") or {}
+            deps = healthy_deps(svc)
+            r.check(f"{name}: {node} waits for healthy postgres and nats-{region}",
+                    deps.get("postgres") == "service_healthy" and deps.get(f"nats-{region}") == "service_healthy",
+                    f"depends_on {deps}")
+            r.check(f"{name}: {node} on its region's NATS, not Redis",
+                    env.get("SYNCTV__NATS__URL") == f"nats://nats-{region}:4222"
+                    and "SYNCTV__REDIS__URL" not in env
+                    and env.get("SYNCTV__CLUSTER__REGION") == region,
+                    f"{env.get('SYNCTV__NATS__URL')} / {env.get('SYNCTV__CLUSTER__REGION')}")
+            r.check(f"{name}: {node} publishes no port", not svc.get("ports"), str(svc.get("ports")))
+            secrets.add(env.get("SYNCTV__AUTH__JWT_SECRET"))
+        lb = services[f"lb-{region}"]
+        r.check(f"{name}: lb-{region} publishes one port", len(lb.get("ports") or []) == 1, str(lb.get("ports")))
+        lb_mounts = [str(v).split(":")[0] for v in lb.get("volumes", [])]
+        r.check(f"{name}: lb-{region} mounts deploy/nginx/{region}.conf",
+                f"./deploy/nginx/{region}.conf" in lb_mounts, str(lb_mounts))
+        check_nginx(r, root / f"deploy/nginx/{region}.conf", nodes)
+    r.check(f"{name}: one JWT secret shared by every region", len(secrets) == 1 and None not in secrets, "differs")
+    published = sorted(n for n, svc in services.items() if svc.get("ports"))
+    r.check(f"{name}: only the load balancers publish ports", published == ["lb-east", "lb-west"], str(published))
+
+
+def check_nginx(r: Report, conf: Path, nodes: tuple[str, ...] | list[str] = NODES) -> None:
     """Parses the file as nginx would include it (inside `http`), then checks what the
     WebSocket path needs."""
     name = f"deploy/nginx/{conf.name}"
@@ -343,7 +394,7 @@ def check_nginx(r: Report, conf: Path) -> None:
         ("long read timeout", r"proxy_read_timeout\s+(\d{4,}s|\d+[hm]);", "shorter than 1000 s"),
     ]:
         r.check(f"{name}: {what}", re.search(needle, text) is not None, why)
-    for node in NODES:
+    for node in nodes:
         line = re.search(rf"server\s+{node}:8080\b([^;]*);", text)
         r.check(f"{name}: upstream {node} with passive health checks",
                 line is not None and "max_fails=" in line.group(1) and "fail_timeout=" in line.group(1),
@@ -407,6 +458,53 @@ def check_kustomize_build(r: Report, k8s: Path) -> None:
     stray = [d["metadata"]["name"] for d in built
              if d["kind"] != "Namespace" and d["metadata"].get("namespace") != "synctv"]
     r.check("k8s: built resources all in namespace synctv", not stray, f"outside: {stray}")
+
+
+def check_k8s_regions(r: Report, root: Path) -> None:
+    """The per-region overlays in deploy/k8s-regions/: NATS manifests against the schemas,
+    and, where kustomize or kubectl is installed, the build: NATS instead of Redis, the
+    region in the ConfigMap, pods labelled and placed in their region."""
+    regions = sorted(p for p in (root / "deploy/k8s-regions").iterdir() if p.is_dir())
+    r.check("k8s regions: an overlay per region (east, west)", [p.name for p in regions] == ["east", "west"],
+            str([p.name for p in regions]))
+    for overlay in regions:
+        region = overlay.name
+        for doc in k8s_docs(overlay / "nats.yaml"):
+            label = f"deploy/k8s-regions/{region}/nats.yaml {doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+            try:
+                kubernetes_validate.validate(doc, K8S_VERSIONS[0], strict=True)
+                r.check(f"k8s schema {K8S_VERSIONS[0]}: {label}", True)
+            except kubernetes_validate.ValidationError as e:
+                r.check(f"k8s schema {K8S_VERSIONS[0]}: {label}", False, f"{'/'.join(map(str, e.path))}: {e.message}")
+            if doc.get("kind") == "ConfigMap":
+                conf = doc["data"]["nats-server.conf"]
+                r.check(f"k8s regions: {region}'s NATS has a gateway named {region}, no JetStream",
+                        f'name: "{region}"' in conf and "jetstream" not in conf.lower(), "gateway block")
+        tool = shutil.which("kustomize") or shutil.which("kubectl")
+        if tool is None:
+            Report.note("no kustomize or kubectl: region overlays not built")
+            continue
+        cmd = [tool, "build", str(overlay)] if tool.endswith("kustomize") else [tool, "kustomize", str(overlay)]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if not r.check(f"k8s regions: {region} overlay builds", out.returncode == 0, out.stderr.strip()):
+            continue
+        built = [d for d in yaml.safe_load_all(out.stdout) if d]
+        names = {(d["kind"], d["metadata"]["name"]) for d in built}
+        r.check(f"k8s regions: {region} runs NATS, not Redis",
+                ("StatefulSet", "nats") in names and ("StatefulSet", "redis") not in names, str(sorted(names)))
+        config = next(d for d in built if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "synctv-config")
+        data = config.get("data", {})
+        r.check(f"k8s regions: {region} ConfigMap selects NATS and names the region",
+                data.get("SYNCTV__NATS__URL", "").startswith("nats://") and not data.get("SYNCTV__REDIS__URL")
+                and data.get("SYNCTV__CLUSTER__REGION") == region, str(data))
+        deploy = next(d for d in built if d["kind"] == "Deployment" and d["metadata"]["name"] == "synctv")
+        pod = deploy["spec"]["template"]
+        terms = (pod["spec"].get("affinity", {}).get("nodeAffinity", {})
+                 .get("requiredDuringSchedulingIgnoredDuringExecution", {}).get("nodeSelectorTerms", []))
+        r.check(f"k8s regions: {region} pods labelled and placed in {region}",
+                pod["metadata"]["labels"].get("synctv.io/region") == region
+                and any(e.get("values") == [region] for t in terms for e in t.get("matchExpressions", [])),
+                str(terms))
 
 
 def containers(doc: dict) -> list[dict]:
@@ -515,7 +613,9 @@ def main() -> int:
         section(r, root)
     check_compose_cluster(r, root, schema)
     check_compose_single(r, root, schema)
+    check_compose_regions(r, root, schema)
     check_k8s(r, root)
+    check_k8s_regions(r, root)
     print(f"{r.passed} passed, {r.failed} failed")
     return 1 if r.failed else 0
 

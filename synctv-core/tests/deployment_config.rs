@@ -228,6 +228,42 @@ fn compose_cluster_nodes_are_accepted() {
 }
 
 #[test]
+fn compose_regions_nodes_are_accepted() {
+    let services = compose_services("docker-compose.regions.yml");
+    let nodes: Vec<_> = services
+        .iter()
+        .filter(|(name, _)| name.starts_with("synctv-"))
+        .collect();
+    assert_eq!(nodes.len(), 4, "two synctv nodes per region");
+    for (name, env) in nodes {
+        let config = load(env);
+        let region = config.cluster.region.clone();
+        assert!(
+            name.starts_with(&format!("synctv-{region}-")),
+            "{name} is in region {region}"
+        );
+        assert_eq!(config.redis.url, None, "{name}: NATS is the bus, not Redis");
+        let urls = config
+            .nats
+            .url
+            .as_ref()
+            .map(|u| u.list())
+            .unwrap_or_default();
+        assert_eq!(
+            urls,
+            vec![format!("nats://nats-{region}:4222")],
+            "{name} uses its own region's NATS"
+        );
+        assert!(config.cluster.node_id.is_some(), "{name} needs a node id");
+        assert_eq!(
+            config.server.public_urls.len(),
+            2,
+            "{name}: both regions offered"
+        );
+    }
+}
+
+#[test]
 fn compose_single_node_is_accepted() {
     let services = compose_services("docker-compose.single.yml");
     assert_eq!(services.len(), 1);
