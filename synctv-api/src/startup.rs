@@ -167,6 +167,7 @@ impl Application {
 pub async fn connect_database(config: &Config) -> Result<Database, StartupError> {
     Database::connect(
         config.database.url.as_deref(),
+        &config.database.replica_urls,
         config.database.max_connections,
         Duration::from_secs(config.database.acquire_timeout_secs),
     )

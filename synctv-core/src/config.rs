@@ -59,7 +59,11 @@ impl Default for ServerConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `postgres://…` or `sqlite://…`; empty means the embedded file `./data/synctv.db`.
+    /// A Postgres URL may name several hosts (`postgres://u@h1:5432,h2:5432/synctv`): the
+    /// node commits to whichever is writable.
     pub url: Option<String>,
+    /// Streaming replicas (Postgres URLs, one host each) that may serve reads.
+    pub replica_urls: Vec<String>,
     pub max_connections: u32,
     /// Seconds a query may wait for a pooled connection before the database counts as down.
     pub acquire_timeout_secs: u64,
@@ -69,6 +73,7 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
             url: None,
+            replica_urls: Vec::new(),
             max_connections: 10,
             acquire_timeout_secs: 5,
         }
@@ -376,6 +381,30 @@ impl Config {
                     "database.url",
                     "must start with postgres://, postgresql:// or sqlite:",
                 );
+            }
+            if !url.starts_with("sqlite:") {
+                if let Err(e) = crate::storage::split_hosts(url) {
+                    return rule("database.url", &e.to_string());
+                }
+            }
+        }
+        if !self.database.replica_urls.is_empty()
+            && self
+                .database
+                .url
+                .as_deref()
+                .is_none_or(|url| url.starts_with("sqlite:"))
+        {
+            return rule(
+                "database.replica_urls",
+                "replicas need a Postgres database.url",
+            );
+        }
+        for url in &self.database.replica_urls {
+            match crate::storage::split_hosts(url) {
+                Ok(hosts) if hosts.len() == 1 => {}
+                Ok(_) => return rule("database.replica_urls", "each replica URL names one host"),
+                Err(e) => return rule("database.replica_urls", &e.to_string()),
             }
         }
         if let Some(url) = &self.redis.url {

@@ -42,18 +42,64 @@ struct Readiness {
 
 #[derive(Serialize)]
 struct Checks {
+    /// The primary, as in version 1.
     database: &'static str,
+    /// Every database link: the primary, then each replica.
+    databases: Vec<DatabaseLink>,
     redis: BusStatus,
     /// Only when NATS is the bus (contract 1.1).
     #[serde(skip_serializing_if = "Option::is_none")]
     nats: Option<BusStatus>,
 }
 
+#[derive(Serialize)]
+struct DatabaseLink {
+    /// Without its password.
+    url: String,
+    role: &'static str,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lag_ms: Option<i64>,
+}
+
+fn up_or_down(up: bool) -> &'static str {
+    if up {
+        "ok"
+    } else {
+        "down"
+    }
+}
+
+/// The primary and every replica, each asked at once, none waited for longer than
+/// [`DB_PING_TIMEOUT`].
+async fn database_links(ctx: &ApiContext) -> Vec<DatabaseLink> {
+    let Ok((primary, replicas)) = tokio::time::timeout(DB_PING_TIMEOUT, ctx.db.links()).await
+    else {
+        return vec![DatabaseLink {
+            url: ctx.db.primary_url(),
+            role: "primary",
+            status: "down",
+            lag_ms: None,
+        }];
+    };
+    let mut links = vec![DatabaseLink {
+        url: primary.url,
+        role: "primary",
+        status: up_or_down(primary.up),
+        lag_ms: None,
+    }];
+    links.extend(replicas.into_iter().map(|r| DatabaseLink {
+        url: r.url,
+        role: "replica",
+        status: up_or_down(r.up),
+        lag_ms: r.lag_ms,
+    }));
+    links
+}
+
 async fn ready(State(ctx): State<ApiContext>) -> (StatusCode, Json<Readiness>) {
-    let database_up = matches!(
-        tokio::time::timeout(DB_PING_TIMEOUT, ctx.db.ping()).await,
-        Ok(Ok(()))
-    );
+    let databases = database_links(&ctx).await;
+    let database_up = databases.first().is_some_and(|link| link.status == "ok");
     let (redis, nats) = ctx.cluster.bus_status();
     // Draining wins over a dead database: the node is leaving either way.
     let (status, code) = if ctx.shutdown.is_draining() {
@@ -69,7 +115,8 @@ async fn ready(State(ctx): State<ApiContext>) -> (StatusCode, Json<Readiness>) {
     let body = Readiness {
         status,
         checks: Checks {
-            database: if database_up { "ok" } else { "down" },
+            database: up_or_down(database_up),
+            databases,
             redis,
             nats,
         },

@@ -28,7 +28,16 @@ async fn ready_when_database_is_up(backend: Backend) {
     let app = spawn_app(backend).await;
     let resp = app.get("/ready").await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let body: Value = resp.json().await.unwrap();
+    let mut body: Value = resp.json().await.unwrap();
+    // One link, the primary, named without its password (these URLs carry none).
+    let links = body["checks"]
+        .as_object_mut()
+        .and_then(|checks| checks.remove("databases"))
+        .expect("checks.databases");
+    assert_eq!(
+        links,
+        json!([{"url": app.config.database.url, "role": "primary", "status": "ok"}])
+    );
     assert_eq!(
         body,
         json!({"status": "ready", "checks": {"database": "ok", "redis": "disabled"}, "cluster_mode": false})
@@ -44,6 +53,7 @@ async fn ready_is_unavailable_without_database(backend: Backend) {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["status"], "unavailable");
     assert_eq!(body["checks"]["database"], "down");
+    assert_eq!(body["checks"]["databases"][0]["status"], "down");
     // And requests that need it are 503, not 500.
     let resp = app.post_guest(json!({"name": "alice"})).await;
     assert_error(resp, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;

@@ -38,7 +38,7 @@ async fn settles_back_to(baseline: usize, what: &str) {
 async fn sqlite() -> (TempDir, Database) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
-    let db = Database::connect(Some(&url), 4, Duration::from_secs(10))
+    let db = Database::connect(Some(&url), &[], 4, Duration::from_secs(10))
         .await
         .unwrap();
     db.migrate().await.unwrap();

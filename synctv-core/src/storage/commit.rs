@@ -13,6 +13,7 @@ use crate::event::{Actor, Event, EventKind};
 use crate::ids::{Epoch, RoomId};
 use crate::playback::{apply_media, Media, PlaybackCommand, PlaybackState};
 use serde_json::json;
+use sqlx::AnyPool;
 use std::collections::{BTreeMap, HashMap};
 
 /// One change a client (or the server) asks of a room.
@@ -62,8 +63,20 @@ impl Database {
     /// nothing was committed. The statements do not grow with the batch: one locking read
     /// of every room, one insert of every event, one upsert of every state (and one update
     /// for archives), because each statement is a round trip to the database.
+    /// Runs on the primary (see `primary`): a batch that finds no writable host waits for
+    /// a failover up to `FAILOVER_WAIT`, and one that fails makes the link search again.
     pub async fn commit_changes(
         &self,
+        changes: &[RoomChange],
+        now_ms: i64,
+    ) -> Result<Vec<ChangeOutcome>, StorageError> {
+        self.on_primary(|pool| self.commit_batch(pool, changes, now_ms))
+            .await
+    }
+
+    async fn commit_batch(
+        &self,
+        pool: AnyPool,
         changes: &[RoomChange],
         now_ms: i64,
     ) -> Result<Vec<ChangeOutcome>, StorageError> {
@@ -72,7 +85,7 @@ impl Database {
             by_room.entry(&change.room).or_default().push(i);
         }
         let rooms: Vec<&RoomId> = by_room.keys().copied().collect();
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write(&pool).await?;
         let mut positions = lock_rooms(&mut tx, &rooms, self.lock_clause()).await?;
         let mut outcomes: Vec<Option<ChangeOutcome>> = vec![None; changes.len()];
         let mut changed: Vec<&RoomId> = Vec::new();
@@ -137,14 +150,18 @@ impl Database {
         &self,
         room: &RoomId,
     ) -> Result<Option<(Epoch, i64, PlaybackState)>, StorageError> {
-        let row = sqlx::query(
-            "SELECT s.epoch, s.last_seq, s.media_url, s.media_title, s.playing, s.position, s.rate, \
-             s.updated_at, s.version FROM room_state s JOIN rooms r ON r.id = s.room_id \
-             WHERE s.room_id = $1 AND r.archived_at IS NULL",
-        )
-        .bind(room.as_str())
-        .fetch_optional(self.pool())
-        .await?;
+        let row = self
+            .on_primary(|pool| async move {
+                Ok(sqlx::query(
+                    "SELECT s.epoch, s.last_seq, s.media_url, s.media_title, s.playing, s.position, s.rate, \
+                     s.updated_at, s.version FROM room_state s JOIN rooms r ON r.id = s.room_id \
+                     WHERE s.room_id = $1 AND r.archived_at IS NULL",
+                )
+                .bind(room.as_str())
+                .fetch_optional(&pool)
+                .await?)
+            })
+            .await?;
         row.map(|row| {
             Ok((
                 Epoch::from(column::<String>(&row, "epoch")?),
@@ -171,7 +188,10 @@ impl Database {
             for room in chunk {
                 query = query.bind(room.as_str());
             }
-            for row in query.fetch_all(self.pool()).await? {
+            let rows = self
+                .on_primary(|pool| async move { Ok(query.fetch_all(&pool).await?) })
+                .await?;
+            for row in rows {
                 out.push((
                     RoomId::from(column::<String>(&row, "room_id")?),
                     column(&row, "last_seq")?,

@@ -30,18 +30,21 @@ impl Database {
         ticket_hash: &str,
         grant: &TicketGrant,
     ) -> Result<(), StorageError> {
-        sqlx::query(
-            "INSERT INTO ws_tickets (ticket_hash, user_id, name, token_id, expires_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(ticket_hash)
-        .bind(grant.user_id.as_str())
-        .bind(&grant.name)
-        .bind(&grant.token_id)
-        .bind(grant.expires_at)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        self.on_primary(|pool| async move {
+            sqlx::query(
+                "INSERT INTO ws_tickets (ticket_hash, user_id, name, token_id, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(ticket_hash)
+            .bind(grant.user_id.as_str())
+            .bind(&grant.name)
+            .bind(&grant.token_id)
+            .bind(grant.expires_at)
+            .execute(&pool)
+            .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Takes the ticket: the row is deleted in the same statement that reads it, so of
@@ -52,13 +55,17 @@ impl Database {
         ticket_hash: &str,
         now_ms: i64,
     ) -> Result<Option<TicketGrant>, StorageError> {
-        let row = sqlx::query(
-            "DELETE FROM ws_tickets WHERE ticket_hash = $1 \
-             RETURNING user_id, name, token_id, expires_at",
-        )
-        .bind(ticket_hash)
-        .fetch_optional(self.pool())
-        .await?;
+        let row = self
+            .on_primary(|pool| async move {
+                Ok(sqlx::query(
+                    "DELETE FROM ws_tickets WHERE ticket_hash = $1 \
+                     RETURNING user_id, name, token_id, expires_at",
+                )
+                .bind(ticket_hash)
+                .fetch_optional(&pool)
+                .await?)
+            })
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let grant = TicketGrant {
             user_id: UserId::from(column::<String>(&row, "user_id")?),
@@ -71,16 +78,19 @@ impl Database {
 
     /// Records a revocation; revoking twice keeps the first.
     pub async fn revoke_token(&self, revocation: &Revocation) -> Result<(), StorageError> {
-        sqlx::query(
-            "INSERT INTO revoked_tokens (token_id, revoked_at, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (token_id) DO NOTHING",
-        )
-        .bind(&revocation.token_id)
-        .bind(revocation.revoked_at)
-        .bind(revocation.expires_at)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        self.on_primary(|pool| async move {
+            sqlx::query(
+                "INSERT INTO revoked_tokens (token_id, revoked_at, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (token_id) DO NOTHING",
+            )
+            .bind(&revocation.token_id)
+            .bind(revocation.revoked_at)
+            .bind(revocation.expires_at)
+            .execute(&pool)
+            .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Revocations recorded at or after `since_ms` (by the revoking node's clock) that
@@ -90,14 +100,19 @@ impl Database {
         since_ms: i64,
         now_ms: i64,
     ) -> Result<Vec<Revocation>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT token_id, revoked_at, expires_at FROM revoked_tokens \
-             WHERE revoked_at >= $1 AND expires_at > $2",
-        )
-        .bind(since_ms)
-        .bind(now_ms)
-        .fetch_all(self.pool())
-        .await?;
+        // From the primary: a revocation must reach every node within seconds.
+        let rows = self
+            .on_primary(|pool| async move {
+                Ok(sqlx::query(
+                    "SELECT token_id, revoked_at, expires_at FROM revoked_tokens \
+                     WHERE revoked_at >= $1 AND expires_at > $2",
+                )
+                .bind(since_ms)
+                .bind(now_ms)
+                .fetch_all(&pool)
+                .await?)
+            })
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(Revocation {
@@ -111,14 +126,17 @@ impl Database {
 
     /// Deletes tickets and revocations that expired before `now_ms`; how many.
     pub async fn purge_expired_credentials(&self, now_ms: i64) -> Result<u64, StorageError> {
-        let tickets = sqlx::query("DELETE FROM ws_tickets WHERE expires_at <= $1")
-            .bind(now_ms)
-            .execute(self.pool())
-            .await?;
-        let revoked = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at <= $1")
-            .bind(now_ms)
-            .execute(self.pool())
-            .await?;
-        Ok(tickets.rows_affected() + revoked.rows_affected())
+        self.on_primary(|pool| async move {
+            let tickets = sqlx::query("DELETE FROM ws_tickets WHERE expires_at <= $1")
+                .bind(now_ms)
+                .execute(&pool)
+                .await?;
+            let revoked = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at <= $1")
+                .bind(now_ms)
+                .execute(&pool)
+                .await?;
+            Ok(tickets.rows_affected() + revoked.rows_affected())
+        })
+        .await
     }
 }

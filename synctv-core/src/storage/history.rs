@@ -1,9 +1,11 @@
-//! Reading a room's durable history.
+//! Reading a room's durable history, from a replica past the WAL fence when there is
+//! one (see `replicas`), else from the primary.
 
 use super::{column, Database, StorageError};
 use crate::event::{Actor, Event, EventKind};
 use crate::ids::{Epoch, RoomId, UserId};
 use sqlx::any::AnyRow;
+use sqlx::AnyPool;
 
 pub struct EventPage {
     pub events: Vec<Event>,
@@ -12,7 +14,8 @@ pub struct EventPage {
 }
 
 impl Database {
-    /// Events with `seq > after`, oldest first, at most `limit`.
+    /// Events with `seq > after`, oldest first, at most `limit`; every event acked
+    /// before the call is included.
     pub async fn events_after(
         &self,
         room: &RoomId,
@@ -28,7 +31,8 @@ impl Database {
         Ok(EventPage { events, next_after })
     }
 
-    /// Events with `after < seq <= up_to` (no upper bound when `None`), oldest first.
+    /// Events with `after < seq <= up_to` (no upper bound when `None`), oldest first,
+    /// including every event acked before the call (recovery and catch-up read here).
     pub async fn events_between(
         &self,
         room: &RoomId,
@@ -36,18 +40,32 @@ impl Database {
         up_to: Option<i64>,
         limit: i64,
     ) -> Result<Vec<Event>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT room_id, seq, epoch, kind, by_user_id, by_name, data, server_time FROM room_events \
-             WHERE room_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
+        let up_to = up_to.unwrap_or(i64::MAX);
+        self.on_fresh_reader(
+            |pool| async move { fetch_events(&pool, room, after, up_to, limit).await },
         )
-        .bind(room.as_str())
-        .bind(after)
-        .bind(up_to.unwrap_or(i64::MAX))
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(event_from_row).collect()
+        .await
     }
+}
+
+async fn fetch_events(
+    pool: &AnyPool,
+    room: &RoomId,
+    after: i64,
+    up_to: i64,
+    limit: i64,
+) -> Result<Vec<Event>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT room_id, seq, epoch, kind, by_user_id, by_name, data, server_time FROM room_events \
+         WHERE room_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
+    )
+    .bind(room.as_str())
+    .bind(after)
+    .bind(up_to)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(event_from_row).collect()
 }
 
 impl Database {
@@ -57,14 +75,18 @@ impl Database {
         room: &RoomId,
         user: &UserId,
     ) -> Result<Option<EventKind>, StorageError> {
-        let row = sqlx::query(
-            "SELECT kind FROM room_events WHERE room_id = $1 AND by_user_id = $2 \
-             AND kind IN ('member_joined', 'member_left') ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(room.as_str())
-        .bind(user.as_str())
-        .fetch_optional(self.pool())
-        .await?;
+        let row = self
+            .on_primary(|pool| async move {
+                Ok(sqlx::query(
+                    "SELECT kind FROM room_events WHERE room_id = $1 AND by_user_id = $2 \
+                     AND kind IN ('member_joined', 'member_left') ORDER BY seq DESC LIMIT 1",
+                )
+                .bind(room.as_str())
+                .bind(user.as_str())
+                .fetch_optional(&pool)
+                .await?)
+            })
+            .await?;
         row.map(|row| {
             let kind: String = column(&row, "kind")?;
             EventKind::parse(&kind)

@@ -5,11 +5,16 @@
 //! its file: [`users`], [`rooms`], [`history`] (reading the log), [`commit`] (the group
 //! commit that appends to it and assigns `seq`), [`settings`], [`credentials`] (WebSocket
 //! tickets and token revocations). [`sqlite_file`] reads a configured `sqlite:` URL the
-//! way the embedded default is read.
+//! way the embedded default is read. Where a statement runs: [`hosts`] splits a
+//! libpq-style multi-host URL, [`primary`] finds the writable host and moves when it
+//! fails, [`replicas`] picks a streaming replica fresh enough for a read.
 
 mod commit;
 mod credentials;
 mod history;
+mod hosts;
+mod primary;
+mod replicas;
 mod rooms;
 mod settings;
 mod sqlite_file;
@@ -18,12 +23,23 @@ mod users;
 pub use commit::{ChangeOutcome, CommittedChange, Rejection, RoomChange, RoomChangeKind};
 pub use credentials::{Revocation, TicketGrant};
 pub use history::EventPage;
+pub use hosts::{redact, split_hosts, HostListError};
+pub use primary::{PrimaryStatus, FAILOVER_WAIT};
+pub use replicas::ReplicaStatus;
 pub use rooms::{NewRoom, RoomCursor, RoomPage};
 
+use primary::PrimaryLink;
+use replicas::ReplicaSet;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};
+use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Longest a statement (or a whole commit) may take before its host counts as gone: a
+/// host cut off the network answers nothing, and the writer must not hang on it.
+pub const QUERY_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Where the embedded SQLite file lives when no URL is configured.
 pub const DEFAULT_SQLITE_PATH: &str = "data/synctv.db";
@@ -52,35 +68,69 @@ pub enum StorageError {
     NoSqliteDir { file: String, dir: String },
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    #[error("invalid database URL {url}: {source}")]
+    Url { url: String, source: HostListError },
+    #[error("no writable database host among {0}")]
+    NoWritableHost(String),
+    #[error("the database did not answer within {QUERY_DEADLINE:?}")]
+    Timeout,
+}
+
+/// SQLSTATEs that mean "this host cannot take writes now": read-only transaction (a
+/// standby), the server shutting down or starting, and the connection-exception class.
+fn host_lost_state(code: &str) -> bool {
+    matches!(code, "25006" | "57P01" | "57P02" | "57P03") || code.starts_with("08")
 }
 
 impl StorageError {
     /// Whether the database could not be reached (as opposed to refusing a statement).
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
+        self.means_host_lost() || matches!(self, StorageError::Database(sqlx::Error::PoolClosed))
+    }
+
+    /// Whether the host that answered is gone or cannot write: what makes the primary
+    /// link search for another.
+    pub(crate) fn means_host_lost(&self) -> bool {
+        match self {
+            StorageError::NoWritableHost(_) | StorageError::Timeout => true,
             StorageError::Database(
                 sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::Io(_)
-                    | sqlx::Error::Tls(_)
-            )
-        )
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_),
+            ) => true,
+            StorageError::Database(sqlx::Error::Database(e)) => {
+                e.code().is_some_and(|code| host_lost_state(&code))
+            }
+            _ => false,
+        }
     }
 }
 
-/// The database handle: a pool and which backend it speaks to. Cheap to clone.
-#[derive(Clone, Debug)]
+/// The database handle: the primary link, the read replicas, and which backend they
+/// speak. Cheap to clone.
+#[derive(Clone)]
 pub struct Database {
-    pool: AnyPool,
+    primary: Arc<PrimaryLink>,
+    replicas: Arc<ReplicaSet>,
     backend: Backend,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Database {
     /// Connects to `url`, or to the embedded SQLite file when `url` is `None` (creating
-    /// `./data/` and the file on first start, WAL mode).
+    /// `./data/` and the file on first start, WAL mode). A Postgres URL may name several
+    /// hosts; `replica_urls` are streaming replicas that may serve reads.
     pub async fn connect(
         url: Option<&str>,
+        replica_urls: &[String],
         max_connections: u32,
         acquire_timeout: Duration,
     ) -> Result<Self, StorageError> {
@@ -107,11 +157,12 @@ impl Database {
         let options = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(acquire_timeout);
-        let pool = match backend {
+        let primary = match backend {
             Backend::Sqlite => {
                 // WAL lets readers proceed beside the one writer; FULL syncs the WAL on each
                 // commit, which group commit amortizes over many events.
-                options
+                let pool = options
+                    .clone()
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute("PRAGMA journal_mode = WAL").await?;
@@ -122,26 +173,69 @@ impl Database {
                         })
                     })
                     .connect(&url)
-                    .await?
+                    .await?;
+                PrimaryLink::fixed(&url, pool, options.clone())
             }
-            Backend::Postgres => options.connect(&url).await?,
+            Backend::Postgres => {
+                let hosts = split_hosts(&url).map_err(|source| StorageError::Url {
+                    url: redact(&url),
+                    source,
+                })?;
+                let link = PrimaryLink::postgres(&hosts, options.clone())?;
+                // Start only once some host takes writes (migrations need one anyway).
+                link.writer(acquire_timeout.max(FAILOVER_WAIT)).await?;
+                link
+            }
         };
-        Ok(Self { pool, backend })
+        for replica in replica_urls {
+            let single = split_hosts(replica).map_err(|source| StorageError::Url {
+                url: redact(replica),
+                source,
+            })?;
+            if single.len() != 1 {
+                return Err(StorageError::Url {
+                    url: redact(replica),
+                    source: HostListError::BadHost("a replica URL names one host".into()),
+                });
+            }
+        }
+        let replicas = ReplicaSet::new(replica_urls, &options)?;
+        Ok(Self {
+            primary: Arc::new(primary),
+            replicas: Arc::new(replicas),
+            backend,
+        })
     }
 
     /// Runs the pending migrations of this backend.
     pub async fn migrate(&self) -> Result<(), StorageError> {
+        let pool = self.primary.writer(FAILOVER_WAIT).await?;
         match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
-            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
         Ok(())
     }
 
-    /// A cheap round trip, for readiness.
+    /// A cheap round trip to the primary, for readiness (no waiting for a failover).
     pub async fn ping(&self) -> Result<(), StorageError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.on_primary_within(Duration::ZERO, |pool| async move {
+            sqlx::query("SELECT 1").execute(&pool).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The primary's URL (without password) as the link knows it now.
+    pub fn primary_url(&self) -> String {
+        self.primary.status(false).url
+    }
+
+    /// The primary link and each replica, as `/ready` lists them.
+    pub async fn links(&self) -> (PrimaryStatus, Vec<ReplicaStatus>) {
+        let (up, replicas) =
+            futures_util::future::join(self.ping(), self.replicas.statuses()).await;
+        (self.primary.status(up.is_ok()), replicas)
     }
 
     pub fn backend(&self) -> Backend {
@@ -149,11 +243,77 @@ impl Database {
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.primary.close().await;
+        self.replicas.close().await;
     }
 
-    pub(crate) fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// Runs `work` on the primary (waiting up to [`FAILOVER_WAIT`] for one to be
+    /// writable), bounded by [`QUERY_DEADLINE`]; an error that says the host is gone makes
+    /// the link search again.
+    pub(crate) async fn on_primary<T, F, Fut>(&self, work: F) -> Result<T, StorageError>
+    where
+        F: FnOnce(AnyPool) -> Fut,
+        Fut: Future<Output = Result<T, StorageError>>,
+    {
+        self.on_primary_within(FAILOVER_WAIT, work).await
+    }
+
+    async fn on_primary_within<T, F, Fut>(&self, wait: Duration, work: F) -> Result<T, StorageError>
+    where
+        F: FnOnce(AnyPool) -> Fut,
+        Fut: Future<Output = Result<T, StorageError>>,
+    {
+        let pool = self.primary.writer(wait).await?;
+        let result = tokio::time::timeout(QUERY_DEADLINE, work(pool))
+            .await
+            .unwrap_or(Err(StorageError::Timeout));
+        if let Err(e) = &result {
+            self.primary.observe(e);
+        }
+        result
+    }
+
+    /// Runs the read `work` where it may run: on a replica that has replayed every commit
+    /// made before now (the WAL fence, see [`replicas`]), else on the primary.
+    pub(crate) async fn on_fresh_reader<T, F, Fut>(&self, work: F) -> Result<T, StorageError>
+    where
+        F: Fn(AnyPool) -> Fut,
+        Fut: Future<Output = Result<T, StorageError>>,
+    {
+        if self.replicas.is_empty() {
+            return self.on_primary(work).await;
+        }
+        let fence = self.on_primary(|pool| async move { replicas::current_fence(&pool).await });
+        let fence = fence.await?;
+        if let Some(answer) = self.on_replica(fence, &work).await {
+            return Ok(answer);
+        }
+        metrics::counter!("synctv_database_reads_total", "target" => "primary").increment(1);
+        self.on_primary(work).await
+    }
+
+    /// Runs `work` on a replica past `fence`; `None` when no replica could answer (the
+    /// caller asks the primary).
+    async fn on_replica<T, F, Fut>(&self, fence: replicas::Fence, work: &F) -> Option<T>
+    where
+        F: Fn(AnyPool) -> Fut,
+        Fut: Future<Output = Result<T, StorageError>>,
+    {
+        let (i, pool) = self.replicas.pick(fence).await?;
+        let answer = tokio::time::timeout(QUERY_DEADLINE, work(pool))
+            .await
+            .unwrap_or(Err(StorageError::Timeout));
+        match answer {
+            Ok(answer) => {
+                metrics::counter!("synctv_database_reads_total", "target" => "replica")
+                    .increment(1);
+                Some(answer)
+            }
+            Err(e) => {
+                self.replicas.failed(i, &e);
+                None
+            }
+        }
     }
 
     /// A transaction that will write. On SQLite it takes the write lock at once (`BEGIN
@@ -162,10 +322,11 @@ impl Database {
     /// retry), while an immediate one just waits its turn.
     pub(crate) async fn begin_write(
         &self,
+        pool: &AnyPool,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StorageError> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => pool.begin().await?,
         })
     }
 

@@ -67,78 +67,66 @@ impl Database {
             archived_at: None,
             state: PlaybackState::initial(now_ms),
         };
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO rooms (id, name, owner_id, control, password_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(record.id.as_str())
-        .bind(&record.name)
-        .bind(record.owner_id.as_str())
-        .bind(record.control.as_str())
-        .bind(record.password_hash.as_deref())
-        .bind(record.created_at)
-        .execute(&mut *tx)
+        let record_ref = &record;
+        self.on_primary(|pool| async move {
+            let record = record_ref;
+            let mut tx = self.begin_write(&pool).await?;
+            sqlx::query(
+                "INSERT INTO rooms (id, name, owner_id, control, password_hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(record.id.as_str())
+            .bind(&record.name)
+            .bind(record.owner_id.as_str())
+            .bind(record.control.as_str())
+            .bind(record.password_hash.as_deref())
+            .bind(record.created_at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO room_state (room_id, epoch, last_seq, playing, position, rate, updated_at, version) \
+                 VALUES ($1, $2, 0, 0, 0, 1, $3, 0)",
+            )
+            .bind(record.id.as_str())
+            .bind(Epoch::generate().as_str())
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
         .await?;
-        sqlx::query(
-            "INSERT INTO room_state (room_id, epoch, last_seq, playing, position, rate, updated_at, version) \
-             VALUES ($1, $2, 0, 0, 0, 1, $3, 0)",
-        )
-        .bind(record.id.as_str())
-        .bind(Epoch::generate().as_str())
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
         Ok(record)
     }
 
-    /// A room, archived or not.
+    /// A room, archived or not (from a replica when one is fresh enough).
     pub async fn room(&self, id: &RoomId) -> Result<Option<RoomRecord>, StorageError> {
         let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms r JOIN room_state s ON s.room_id = r.id WHERE r.id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id.as_str())
-            .fetch_optional(self.pool())
+        let sql = &sql;
+        let row = self
+            .on_fresh_reader(|pool| async move {
+                Ok(sqlx::query(sql)
+                    .bind(id.as_str())
+                    .fetch_optional(&pool)
+                    .await?)
+            })
             .await?;
         row.as_ref().map(room_from_row).transpose()
     }
 
-    /// Live rooms, newest first. A cursor that names no room this server holds is `None`
-    /// in `Err` position: the caller answers 400.
+    /// Live rooms, newest first (from a replica when one is fresh enough). A cursor that
+    /// names no room this server holds is `None` in `Err` position: the caller answers 400.
     pub async fn list_rooms(
         &self,
         limit: u32,
         after: Option<&RoomCursor>,
     ) -> Result<Option<RoomPage>, StorageError> {
-        if let Some(cursor) = after {
-            let known = sqlx::query("SELECT 1 FROM rooms WHERE id = $1 AND created_at = $2")
-                .bind(cursor.id.as_str())
-                .bind(cursor.created_at)
-                .fetch_optional(self.pool())
-                .await?;
-            if known.is_none() {
-                return Ok(None);
-            }
-        }
         let fetch = i64::from(limit) + 1;
-        let base = format!("SELECT {ROOM_COLUMNS} FROM rooms r JOIN room_state s ON s.room_id = r.id WHERE r.archived_at IS NULL");
-        let rows = match after {
-            None => {
-                let sql = format!("{base} ORDER BY r.created_at DESC, r.id DESC LIMIT $1");
-                sqlx::query(&sql).bind(fetch).fetch_all(self.pool()).await?
-            }
-            Some(c) => {
-                let sql = format!(
-                    "{base} AND (r.created_at < $1 OR (r.created_at = $1 AND r.id < $2)) \
-                     ORDER BY r.created_at DESC, r.id DESC LIMIT $3"
-                );
-                sqlx::query(&sql)
-                    .bind(c.created_at)
-                    .bind(c.id.as_str())
-                    .bind(fetch)
-                    .fetch_all(self.pool())
-                    .await?
-            }
+        let rows = self
+            .on_fresh_reader(|pool| async move { list_rows(&pool, fetch, after).await })
+            .await?;
+        let Some(rows) = rows else {
+            return Ok(None);
         };
         let mut rooms = rows
             .iter()
@@ -155,6 +143,45 @@ impl Database {
         };
         Ok(Some(RoomPage { rooms, next_cursor }))
     }
+}
+
+/// The rows of one listing page (one more than asked, to know whether another follows);
+/// `None` when the cursor names no room.
+async fn list_rows(
+    pool: &sqlx::AnyPool,
+    fetch: i64,
+    after: Option<&RoomCursor>,
+) -> Result<Option<Vec<AnyRow>>, StorageError> {
+    if let Some(cursor) = after {
+        let known = sqlx::query("SELECT 1 FROM rooms WHERE id = $1 AND created_at = $2")
+            .bind(cursor.id.as_str())
+            .bind(cursor.created_at)
+            .fetch_optional(pool)
+            .await?;
+        if known.is_none() {
+            return Ok(None);
+        }
+    }
+    let base = format!("SELECT {ROOM_COLUMNS} FROM rooms r JOIN room_state s ON s.room_id = r.id WHERE r.archived_at IS NULL");
+    let rows = match after {
+        None => {
+            let sql = format!("{base} ORDER BY r.created_at DESC, r.id DESC LIMIT $1");
+            sqlx::query(&sql).bind(fetch).fetch_all(pool).await?
+        }
+        Some(c) => {
+            let sql = format!(
+                "{base} AND (r.created_at < $1 OR (r.created_at = $1 AND r.id < $2)) \
+                 ORDER BY r.created_at DESC, r.id DESC LIMIT $3"
+            );
+            sqlx::query(&sql)
+                .bind(c.created_at)
+                .bind(c.id.as_str())
+                .bind(fetch)
+                .fetch_all(pool)
+                .await?
+        }
+    };
+    Ok(Some(rows))
 }
 
 fn room_from_row(row: &AnyRow) -> Result<RoomRecord, StorageError> {

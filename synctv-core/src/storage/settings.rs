@@ -10,16 +10,22 @@ impl Database {
         key: &str,
         generate: impl FnOnce() -> String,
     ) -> Result<String, StorageError> {
-        sqlx::query(
-            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(key)
-        .bind(generate())
-        .execute(self.pool())
-        .await?;
-        let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
-            .bind(key)
-            .fetch_one(self.pool())
+        let value = generate();
+        let value = &value;
+        let row = self
+            .on_primary(|pool| async move {
+                sqlx::query(
+                    "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(key)
+                .bind(value)
+                .execute(&pool)
+                .await?;
+                Ok(sqlx::query("SELECT value FROM settings WHERE key = $1")
+                    .bind(key)
+                    .fetch_one(&pool)
+                    .await?)
+            })
             .await?;
         column(&row, "value")
     }

@@ -11,19 +11,30 @@ impl Database {
             name: name.to_owned(),
             created_at: now_ms,
         };
-        sqlx::query("INSERT INTO users (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(user.id.as_str())
-            .bind(&user.name)
-            .bind(user.created_at)
-            .execute(self.pool())
-            .await?;
+        let user_ref = &user;
+        self.on_primary(|pool| async move {
+            sqlx::query("INSERT INTO users (id, name, created_at) VALUES ($1, $2, $3)")
+                .bind(user_ref.id.as_str())
+                .bind(&user_ref.name)
+                .bind(user_ref.created_at)
+                .execute(&pool)
+                .await?;
+            Ok(())
+        })
+        .await?;
         Ok(user)
     }
 
     pub async fn user(&self, id: &UserId) -> Result<Option<User>, StorageError> {
-        let row = sqlx::query("SELECT id, name, created_at FROM users WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(self.pool())
+        let row = self
+            .on_primary(|pool| async move {
+                Ok(
+                    sqlx::query("SELECT id, name, created_at FROM users WHERE id = $1")
+                        .bind(id.as_str())
+                        .fetch_optional(&pool)
+                        .await?,
+                )
+            })
             .await?;
         row.map(|row| {
             Ok(User {
