@@ -1,6 +1,8 @@
 //! A small TCP proxy on a free loopback port, to put between one node and its bus (or
 //! between two regions' NATS gateways) and play a network partition: `cut()` drops every
-//! connection through it and refuses new ones until `restore()`. A delayed proxy also
+//! connection through it and refuses new ones until `restore()`; `freeze()` is the silent
+//! kind, where nothing passes and nothing is closed (a link that drops packets), until
+//! `restore()` closes what it held. A delayed proxy also
 //! holds every byte for a fixed time each way, like a long link (40 ms each way makes an
 //! 80 ms round trip between regions); bytes stay pipelined, so the delay adds latency,
 //! not a limit on throughput.
@@ -16,6 +18,7 @@ use tokio::time::Instant;
 pub struct TcpProxy {
     pub port: u16,
     cut: watch::Sender<bool>,
+    frozen: watch::Sender<bool>,
     accept: JoinHandle<()>,
 }
 
@@ -30,8 +33,19 @@ impl TcpProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (cut, _) = watch::channel(false);
-        let accept = tokio::spawn(accept_loop(listener, target, cut.clone(), delay));
-        TcpProxy { port, cut, accept }
+        let (frozen, _) = watch::channel(false);
+        let link = Link {
+            cut: cut.clone(),
+            frozen: frozen.clone(),
+            delay,
+        };
+        let accept = tokio::spawn(accept_loop(listener, target, link));
+        TcpProxy {
+            port,
+            cut,
+            frozen,
+            accept,
+        }
     }
 
     /// `nats://127.0.0.1:PORT`, for a node that reaches NATS through this proxy.
@@ -49,8 +63,16 @@ impl TcpProxy {
         self.cut.send_replace(true);
     }
 
-    /// Heals the partition: new connections are forwarded again.
+    /// The silent partition: open connections stay open but carry nothing (a delayed
+    /// proxy's are closed), new ones are accepted and hang.
+    pub fn freeze(&self) {
+        self.frozen.send_replace(true);
+    }
+
+    /// Heals the partition: connections held by a freeze are closed, new connections are
+    /// forwarded again.
     pub fn restore(&self) {
+        self.frozen.send_replace(false);
         self.cut.send_replace(false);
     }
 }
@@ -62,29 +84,41 @@ impl Drop for TcpProxy {
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    target: SocketAddr,
+/// What every connection through the proxy watches.
+struct Link {
     cut: watch::Sender<bool>,
+    frozen: watch::Sender<bool>,
     delay: Duration,
-) {
+}
+
+async fn accept_loop(listener: TcpListener, target: SocketAddr, link: Link) {
     loop {
         let Ok((inbound, _)) = listener.accept().await else {
             continue;
         };
-        if *cut.borrow() {
+        if *link.cut.borrow() {
             drop(inbound);
             continue;
         }
-        tokio::spawn(forward(inbound, target, cut.subscribe(), delay));
+        let (cut, frozen) = (link.cut.subscribe(), link.frozen.subscribe());
+        if *frozen.borrow() {
+            tokio::spawn(async move {
+                hold_while_frozen(frozen, cut).await;
+                drop(inbound);
+            });
+            continue;
+        }
+        tokio::spawn(forward(inbound, target, cut, frozen, link.delay));
     }
 }
 
-/// Copies both ways until either side closes or the link is cut.
+/// Copies both ways until either side closes or the link is cut; frozen, it stops
+/// copying and holds both ends until the freeze ends.
 async fn forward(
     mut inbound: TcpStream,
     target: SocketAddr,
     mut cut: watch::Receiver<bool>,
+    mut frozen: watch::Receiver<bool>,
     delay: Duration,
 ) {
     let Ok(mut outbound) = TcpStream::connect(target).await else {
@@ -93,9 +127,14 @@ async fn forward(
     let _ = inbound.set_nodelay(true);
     let _ = outbound.set_nodelay(true);
     if delay.is_zero() {
-        tokio::select! {
-            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-            _ = cut.wait_for(|cut| *cut) => {}
+        let froze = tokio::select! {
+            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => false,
+            _ = cut.wait_for(|cut| *cut) => false,
+            _ = frozen.wait_for(|frozen| *frozen) => true,
+        };
+        if froze {
+            // Both ends stay open (in scope) and carry nothing.
+            hold_while_frozen(frozen, cut).await;
         }
         return;
     }
@@ -104,6 +143,14 @@ async fn forward(
     tokio::select! {
         _ = delayed_copy(in_read, out_write, delay) => {}
         _ = delayed_copy(out_read, in_write, delay) => {}
+        _ = cut.wait_for(|cut| *cut) => {}
+        _ = frozen.wait_for(|frozen| *frozen) => {}
+    }
+}
+
+async fn hold_while_frozen(mut frozen: watch::Receiver<bool>, mut cut: watch::Receiver<bool>) {
+    tokio::select! {
+        _ = frozen.wait_for(|frozen| !*frozen) => {}
         _ = cut.wait_for(|cut| *cut) => {}
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Nothing here runs in the background. The primary is found when it is first needed
 //! (every host asked at once: `pg_is_in_recovery()` false and `transaction_read_only`
-//! off), used until an error says it is gone or read-only (connection lost, 25006,
+//! off; the first to say so wins, so a host that does not answer delays nothing), used
+//! until an error says it is gone or read-only (connection lost, 25006,
 //! an administrator or crash shutdown), and then found again by the next writer, which
 //! waits up to [`FAILOVER_WAIT`] for a host to become writable (a standby being promoted)
 //! before answering `unavailable`. A host that failed gets a fresh pool, so connections
@@ -153,20 +154,32 @@ impl PrimaryLink {
         labels.join(", ")
     }
 
-    /// Asks every host at once; the first writable one in the order named.
+    /// Asks every host at once, each on a connection of its own (a pool would retry a
+    /// refused connection until its acquire timeout); the first to say it is writable.
     async fn search(&self) -> Option<usize> {
-        let answers = futures_util::future::join_all(self.hosts.iter().map(|host| async move {
-            match tokio::time::timeout(PROBE_TIMEOUT, is_writable(&host.pool())).await {
-                Ok(Ok(writable)) => writable,
-                Ok(Err(e)) => {
-                    tracing::debug!(host = %host.label, error = %e, "host not reachable");
-                    false
+        use futures_util::StreamExt;
+        let mut answers: futures_util::stream::FuturesUnordered<_> = self
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, host)| async move {
+                match tokio::time::timeout(PROBE_TIMEOUT, is_writable(&host.url)).await {
+                    Ok(Ok(writable)) => writable.then_some(i),
+                    Ok(Err(e)) => {
+                        tracing::debug!(host = %host.label, error = %e, "host not reachable");
+                        None
+                    }
+                    Err(_) => None,
                 }
-                Err(_) => false,
+            })
+            .collect();
+        let mut found = None;
+        while let Some(answer) = answers.next().await {
+            if answer.is_some() {
+                found = answer;
+                break;
             }
-        }))
-        .await;
-        let found = answers.iter().position(|w| *w);
+        }
         if let Some(i) = found {
             tracing::info!(host = %self.hosts[i].label, "committing to this host");
             metrics::counter!("synctv_database_primary_found_total").increment(1);
@@ -175,16 +188,18 @@ impl PrimaryLink {
     }
 }
 
-async fn is_writable(pool: &AnyPool) -> Result<bool, sqlx::Error> {
-    use sqlx::Row;
+async fn is_writable(url: &str) -> Result<bool, sqlx::Error> {
+    use sqlx::{Connection, Row};
+    let mut conn = sqlx::AnyConnection::connect(url).await?;
     let row = sqlx::query(
         "SELECT CAST(pg_is_in_recovery() AS INTEGER) AS recovery, \
          current_setting('transaction_read_only') AS read_only",
     )
-    .fetch_one(pool)
+    .fetch_one(&mut conn)
     .await?;
     let recovery: i32 = row.try_get("recovery")?;
     let read_only: String = row.try_get("read_only")?;
+    let _ = conn.close().await;
     Ok(recovery == 0 && read_only == "off")
 }
 
