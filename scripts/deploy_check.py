@@ -302,6 +302,53 @@ def check_compose_cluster(r: Report, root: Path, schema: dict | None) -> None:
         check_nginx(r, root / conf)
 
 
+def check_compose_ha(r: Report, root: Path, schema: dict | None) -> None:
+    """docker-compose.ha.yml: docker-compose.yml plus a synchronous streaming standby."""
+    name = "docker-compose.ha.yml"
+    doc = yaml.safe_load((root / name).read_text())
+    services = doc.get("services", {})
+    expected = {"postgres", "postgres-standby", "redis", "migrate", "lb", *NODES}
+    if not r.check(f"{name}: services present", expected <= services.keys(),
+                   f"missing {sorted(expected - services.keys())}"):
+        return
+    check_compose_common(r, name, doc, schema)
+    primary = " ".join(map(str, services["postgres"].get("command", [])))
+    standby_svc = services["postgres-standby"]
+    standby = " ".join(map(str, standby_svc.get("command", [])))
+    app_name = re.search(r"cluster_name=(\w+)", standby)
+    sync = re.search(r"synchronous_standby_names=(\S+)", primary)
+    r.check(f"{name}: the standby is cloned with pg_basebackup -R",
+            "pg_basebackup" in standby and " -R" in standby, standby[:200])
+    r.check(f"{name}: the primary waits for the standby by name (synchronous_standby_names)",
+            app_name is not None and sync is not None and app_name.group(1) in sync.group(1),
+            f"standby {app_name and app_name.group(1)}, primary {sync and sync.group(1)}")
+    r.check(f"{name}: synchronous_commit on", "synchronous_commit=on" in primary, primary)
+    hba = [str(v).split(":")[0] for v in services["postgres"].get("volumes", [])
+           if "hba" in str(v)]
+    hba_ok = bool(hba) and (root / hba[0]).exists() and re.search(
+        r"^host\s+replication\s", (root / hba[0]).read_text(), re.M) is not None
+    r.check(f"{name}: the primary accepts replication over the network (pg_hba)", hba_ok, str(hba))
+    r.check(f"{name}: the standby's data on a named volume",
+            any(str(v).split(":")[0] in (doc.get("volumes") or {}) for v in standby_svc.get("volumes", [])),
+            "no named volume")
+    for node in (*NODES, "migrate"):
+        svc = services[node]
+        env = svc.get("environment") or {}
+        url = str(env.get("SYNCTV__DATABASE__URL", ""))
+        r.check(f"{name}: {node} lists both database hosts",
+                re.search(r"@postgres:5432,postgres-standby:5432/", url) is not None, url)
+        deps = healthy_deps(svc)
+        r.check(f"{name}: {node} waits for both healthy databases",
+                deps.get("postgres") == "service_healthy" and deps.get("postgres-standby") == "service_healthy",
+                f"depends_on {deps}")
+        replicas = str(env.get("SYNCTV__DATABASE__REPLICA_URLS", "[]"))
+        try:
+            listed = json.loads(replicas)
+        except json.JSONDecodeError:
+            listed = None
+        r.check(f"{name}: {node} replica URLs are a JSON list", isinstance(listed, list), replicas)
+
+
 def check_compose_single(r: Report, root: Path, schema: dict | None) -> None:
     name = "docker-compose.single.yml"
     doc = yaml.safe_load((root / name).read_text())
@@ -507,6 +554,170 @@ def check_k8s_regions(r: Report, root: Path) -> None:
                 str(terms))
 
 
+# ---------------------------------------------------------------- CloudNativePG
+
+# The shape of the CloudNativePG `Cluster` fields k8s/cnpg/cluster.yaml uses (the CRD is
+# not in kubernetes-validate). Closed objects: a misspelled field fails here rather than
+# being dropped by the operator's API server.
+CNPG_CLUSTER_SCHEMA = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "postgresql.cnpg.io/v1"},
+        "kind": {"const": "Cluster"},
+        "metadata": {
+            "type": "object", "required": ["name"], "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+        "spec": {
+            "type": "object", "required": ["instances", "storage", "postgresql"],
+            "additionalProperties": False,
+            "properties": {
+                "instances": {"type": "integer", "minimum": 1},
+                "imageName": {"type": "string"},
+                "primaryUpdateStrategy": {"enum": ["unsupervised", "supervised"]},
+                "postgresql": {
+                    "type": "object", "additionalProperties": False,
+                    "properties": {
+                        "synchronous": {
+                            "type": "object", "required": ["method", "number"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "method": {"enum": ["any", "first"]},
+                                "number": {"type": "integer", "minimum": 1},
+                            },
+                        },
+                        "parameters": {"type": "object", "additionalProperties": {"type": "string"}},
+                    },
+                },
+                "bootstrap": {
+                    "type": "object", "additionalProperties": False,
+                    "properties": {"initdb": {
+                        "type": "object", "required": ["database", "owner"],
+                        "additionalProperties": False,
+                        "properties": {"database": {"type": "string"}, "owner": {"type": "string"}},
+                    }},
+                },
+                "storage": {
+                    "type": "object", "required": ["size"], "additionalProperties": False,
+                    "properties": {"size": {"type": "string", "pattern": "^[0-9]+(Mi|Gi|Ti)$"},
+                                   "storageClass": {"type": "string"}},
+                },
+                "affinity": {
+                    "type": "object", "additionalProperties": False,
+                    "properties": {"enablePodAntiAffinity": {"type": "boolean"},
+                                   "topologyKey": {"type": "string"}},
+                },
+                "resources": {
+                    "type": "object", "additionalProperties": False,
+                    "properties": {k: {"type": "object", "additionalProperties": False,
+                                       "properties": {"cpu": {"type": "string"}, "memory": {"type": "string"}}}
+                                   for k in ("requests", "limits")},
+                },
+            },
+        },
+    },
+}
+
+
+def kustomize_build(r: Report, directory: Path, label: str) -> list[dict] | None:
+    if shutil.which("kustomize"):
+        cmd = ["kustomize", "build", str(directory)]
+    elif shutil.which("kubectl"):
+        cmd = ["kubectl", "kustomize", str(directory)]
+    else:
+        Report.note(f"no kustomize or kubectl: {label} build skipped")
+        return None
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if not r.check(f"{label}: `{' '.join(cmd[:2])}` builds", out.returncode == 0, out.stderr.strip()[:300]):
+        return None
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def check_cnpg(r: Report, root: Path) -> None:
+    """k8s/cnpg/ (the Cluster) and deploy/k8s-cnpg/ (the whole install on it)."""
+    cluster_docs = k8s_docs(root / "k8s" / "cnpg" / "cluster.yaml")
+    clusters = by_kind(cluster_docs, "Cluster")
+    if not r.check("cnpg: k8s/cnpg/cluster.yaml holds one Cluster", len(clusters) == 1, str(len(clusters))):
+        return
+    cluster = clusters[0]
+    errors = sorted(jsonschema.Draft7Validator(CNPG_CLUSTER_SCHEMA).iter_errors(cluster), key=str)
+    r.check("cnpg: Cluster fields have the shape CloudNativePG expects", not errors,
+            "; ".join(f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:5]))
+    spec = cluster.get("spec", {})
+    name = cluster["metadata"]["name"]
+    instances = spec.get("instances", 0)
+    sync = spec.get("postgresql", {}).get("synchronous", {})
+    r.check("cnpg: three instances or more", instances >= 3, f"instances {instances}")
+    r.check("cnpg: synchronous replication to at least one standby, fewer than all",
+            1 <= sync.get("number", 0) < instances, f"synchronous {sync}")
+    r.check("cnpg: Postgres image pinned", pinned(spec.get("imageName")), str(spec.get("imageName")))
+    for path in sorted((root / "k8s" / "cnpg").glob("*.yaml")):
+        if path.name in ("kustomization.yaml", "cluster.yaml"):
+            continue
+        for doc in k8s_docs(path):
+            label = f"cnpg/{path.name} {doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+            try:
+                kubernetes_validate.validate(doc, K8S_VERSIONS[1], strict=True)
+                r.check(f"k8s schema {K8S_VERSIONS[1]}: {label}", True)
+            except kubernetes_validate.ValidationError as e:
+                r.check(f"k8s schema {K8S_VERSIONS[1]}: {label}", False, f"{'/'.join(map(str, e.path))}: {e.message}")
+
+    kustomize_build(r, root / "k8s" / "cnpg", "k8s/cnpg")
+    built = kustomize_build(r, root / "deploy" / "k8s-cnpg", "deploy/k8s-cnpg")
+    if built is None:
+        return
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in built}
+    r.check("deploy/k8s-cnpg: the plain Postgres is gone",
+            not {("StatefulSet", "postgres"), ("Service", "postgres")} & kinds, str(sorted(kinds)))
+    r.check("deploy/k8s-cnpg: holds the Cluster", ("Cluster", name) in kinds, str(sorted(kinds)))
+    for doc in built:
+        if doc["kind"] == "Cluster":
+            continue
+        label = f"deploy/k8s-cnpg {doc['kind']}/{doc['metadata']['name']}"
+        try:
+            kubernetes_validate.validate(doc, K8S_VERSIONS[1], strict=True)
+            r.check(f"k8s schema {K8S_VERSIONS[1]}: {label}", True)
+        except kubernetes_validate.ValidationError as e:
+            r.check(f"k8s schema {K8S_VERSIONS[1]}: {label}", False, f"{'/'.join(map(str, e.path))}: {e.message}")
+    deployment = next((d for d in built if d["kind"] == "Deployment" and d["metadata"]["name"] == "synctv"), None)
+    if not r.check("deploy/k8s-cnpg: synctv Deployment present", deployment is not None, "missing"):
+        return
+    for c in containers(deployment):
+        env = {e["name"]: e for e in c.get("env", [])}
+        url = env.get("SYNCTV__DATABASE__URL", {}).get("value", "")
+        replicas = env.get("SYNCTV__DATABASE__REPLICA_URLS", {}).get("value", "")
+        r.check(f"deploy/k8s-cnpg: {c['name']} commits through {name}-rw",
+                url.startswith("postgres://") and f"@{name}-rw:" in url, url)
+        try:
+            listed = json.loads(replicas)
+        except json.JSONDecodeError:
+            listed = None
+        r.check(f"deploy/k8s-cnpg: {c['name']} reads from {name}-ro (a JSON list)",
+                isinstance(listed, list) and len(listed) == 1 and f"@{name}-ro:" in listed[0], replicas)
+        refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in c.get("env", [])
+                if "secretKeyRef" in e.get("valueFrom", {})}
+        r.check(f"deploy/k8s-cnpg: {c['name']} takes credentials from {name}-app",
+                refs == {f"{name}-app"}, str(refs))
+        names = [e["name"] for e in c.get("env", [])]
+        uses_before = all(names.index(v) < names.index("SYNCTV__DATABASE__URL")
+                          for v in ("DB_USER", "DB_PASSWORD") if v in names)
+        r.check(f"deploy/k8s-cnpg: {c['name']} defines DB_USER and DB_PASSWORD before using them",
+                {"DB_USER", "DB_PASSWORD"} <= set(names) and uses_before, str(names))
+    hpa = next((d for d in built if d["kind"] == "HorizontalPodAutoscaler"), None)
+    config = next((d for d in built if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "synctv-config"), None)
+    if hpa and config:
+        per_pod = int(config["data"].get("SYNCTV__DATABASE__MAX_CONNECTIONS", "10"))
+        most = hpa["spec"]["maxReplicas"] * per_pod
+        limit = int(spec.get("postgresql", {}).get("parameters", {}).get("max_connections", "100"))
+        r.check("cnpg: max_connections covers every synctv pod the HPA may run",
+                limit >= most, f"max_connections {limit} < {most}")
+
+
 def containers(doc: dict) -> list[dict]:
     spec = doc.get("spec", {}).get("template", {}).get("spec", {})
     return spec.get("initContainers", []) + spec.get("containers", [])
@@ -614,8 +825,10 @@ def main() -> int:
     check_compose_cluster(r, root, schema)
     check_compose_single(r, root, schema)
     check_compose_regions(r, root, schema)
+    check_compose_ha(r, root, schema)
     check_k8s(r, root)
     check_k8s_regions(r, root)
+    check_cnpg(r, root)
     print(f"{r.passed} passed, {r.failed} failed")
     return 1 if r.failed else 0
 

@@ -19,6 +19,9 @@ mod cluster;
 #[path = "../cluster/member.rs"]
 mod member;
 #[allow(dead_code)]
+#[path = "../cluster/nats.rs"]
+mod nats;
+#[allow(dead_code)]
 #[path = "../api/postgres.rs"]
 mod postgres;
 #[allow(dead_code)]

@@ -217,9 +217,10 @@ impl Database {
         Ok(())
     }
 
-    /// A cheap round trip to the primary, for readiness (no waiting for a failover).
+    /// A cheap round trip to the primary, for readiness (one search at most, no waiting
+    /// for a failover).
     pub async fn ping(&self) -> Result<(), StorageError> {
-        self.on_primary_within(Duration::ZERO, |pool| async move {
+        self.on_primary_within(primary::PROBE_TIMEOUT, |pool| async move {
             sqlx::query("SELECT 1").execute(&pool).await?;
             Ok(())
         })

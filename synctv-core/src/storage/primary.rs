@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// How long one host may take to say whether it is writable.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a write waits for some host to become writable before it fails.
 pub const FAILOVER_WAIT: Duration = Duration::from_secs(5);
 /// Between two rounds of asking every host, while none is writable.
@@ -105,7 +105,7 @@ impl PrimaryLink {
                 if let Some(i) = *lock(&self.current) {
                     return Ok(self.hosts[i].pool());
                 }
-                if let Some(i) = self.search().await {
+                if let Some(i) = self.search(deadline).await {
                     *lock(&self.current) = Some(i);
                     return Ok(self.hosts[i].pool());
                 }
@@ -156,14 +156,19 @@ impl PrimaryLink {
 
     /// Asks every host at once, each on a connection of its own (a pool would retry a
     /// refused connection until its acquire timeout); the first to say it is writable.
-    async fn search(&self) -> Option<usize> {
+    /// Gives up at `deadline` (or after [`PROBE_TIMEOUT`]), so a writer never waits for a
+    /// silent host past its own bound.
+    async fn search(&self, deadline: Instant) -> Option<usize> {
+        let give_up = deadline
+            .max(Instant::now())
+            .min(Instant::now() + PROBE_TIMEOUT);
         use futures_util::StreamExt;
         let mut answers: futures_util::stream::FuturesUnordered<_> = self
             .hosts
             .iter()
             .enumerate()
             .map(|(i, host)| async move {
-                match tokio::time::timeout(PROBE_TIMEOUT, is_writable(&host.url)).await {
+                match tokio::time::timeout_at(give_up, is_writable(&host.url)).await {
                     Ok(Ok(writable)) => writable.then_some(i),
                     Ok(Err(e)) => {
                         tracing::debug!(host = %host.label, error = %e, "host not reachable");
