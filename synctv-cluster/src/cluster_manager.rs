@@ -46,6 +46,9 @@ pub enum JoinError {
 const RECONCILE_EVERY: Duration = Duration::from_secs(2);
 /// How often room channels without members or events are dropped, and after how long.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// How often the read replicas are asked where they are, so their lag metrics move
+/// without traffic (reads and `/ready` refresh them too).
+const REPLICA_CHECK_EVERY: Duration = Duration::from_secs(2);
 const SWEEP_IDLE: Duration = Duration::from_secs(60);
 
 pub struct ClusterManager {
@@ -129,6 +132,13 @@ impl ClusterManager {
             metrics::gauge!("synctv_rooms_active").set(swept.active_rooms() as f64);
             std::future::ready(())
         });
+        if db.has_replicas() {
+            let watched = db.clone();
+            tasks.every(REPLICA_CHECK_EVERY, move || {
+                let db = watched.clone();
+                async move { db.refresh_replica_metrics().await }
+            });
+        }
         Ok(Arc::new(Self {
             this_node,
             db,

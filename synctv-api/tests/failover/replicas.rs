@@ -15,6 +15,19 @@ async fn history_reads_use_the_replica_and_never_miss_an_acked_event() {
     let primary = PgNode::primary("rprimary", &[]);
     let replica = PgNode::standby_of(&primary, "rreplica");
     let nodes = Nodes::start(2, &primary.url(), &[replica.url()]).await;
+    // Before any read or `/ready`: the nodes watch the replica on their own.
+    let lag = format!(
+        "synctv_database_replica_up{{replica=\"{}\"}}",
+        replica.url()
+    );
+    let watched = Instant::now() + Duration::from_secs(30);
+    while nodes.metric(1, &lag).await != 1.0 {
+        assert!(
+            Instant::now() < watched,
+            "no replica metrics without traffic: {lag}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let token = nodes.nodes[0].guest_token("g").await;
     let room = nodes.nodes[0].create_room(&token, "reads").await;
     let mut c = WsClient::connect(&nodes.nodes[0].ws_url(), &token).await;

@@ -232,6 +232,16 @@ impl Database {
         self.primary.status(false).url
     }
 
+    /// Whether read replicas are configured.
+    pub fn has_replicas(&self) -> bool {
+        !self.replicas.is_empty()
+    }
+
+    /// Asks every replica where it is, which refreshes the replica lag and up metrics.
+    pub async fn refresh_replica_metrics(&self) {
+        self.replicas.statuses().await;
+    }
+
     /// The primary link and each replica, as `/ready` lists them.
     pub async fn links(&self) -> (PrimaryStatus, Vec<ReplicaStatus>) {
         let (up, replicas) =
