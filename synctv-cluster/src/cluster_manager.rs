@@ -42,8 +42,6 @@ pub enum JoinError {
     Cluster(#[from] ClusterError),
 }
 
-/// How often a cluster node checks the history for events the bus did not bring.
-const RECONCILE_EVERY: Duration = Duration::from_secs(2);
 /// How often room channels without members or events are dropped, and after how long.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 /// How often the read replicas are asked where they are, so their lag metrics move
@@ -107,7 +105,8 @@ impl ClusterManager {
         let presence = Arc::new(PresenceBook::new(bus.clone(), config.limits.per_room));
         let membership = bus.map(|bus| {
             let _ = bus_slot.set(bus.clone());
-            catch_up::spawn_reconciler(db.clone(), hub.clone(), catch_up, RECONCILE_EVERY, &tasks);
+            let reconcile = Duration::from_secs(config.cluster.reconcile_secs);
+            catch_up::spawn_reconciler(db.clone(), hub.clone(), catch_up, reconcile, &tasks);
             Arc::new(Membership::new(
                 bus,
                 this_node.clone(),

@@ -54,4 +54,20 @@ mod tests {
             10
         );
     }
+
+    /// The WebSocket flood test's bucket (5 a second) at explicit instants: the counts that
+    /// test can only bound, here exact.
+    #[test]
+    fn a_flood_passes_the_burst_then_one_token_per_fifth_of_a_second() {
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::new(5);
+        let passed: Vec<bool> = (0..15).map(|_| bucket.try_take(t0)).collect();
+        assert_eq!(passed, [[true; 10].as_slice(), &[false; 5]].concat());
+        assert!(!bucket.try_take(t0 + Duration::from_millis(100)));
+        assert!(bucket.try_take(t0 + Duration::from_millis(250)));
+        assert!(!bucket.try_take(t0 + Duration::from_millis(250)));
+        // However long it rested, the burst is the most that passes at once.
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!((0..15).filter(|_| bucket.try_take(later)).count(), 10);
+    }
 }

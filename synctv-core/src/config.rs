@@ -148,6 +148,10 @@ pub struct ClusterConfig {
     pub heartbeat_secs: u64,
     /// The region this node runs in (contract 1.1, "Regions").
     pub region: String,
+    /// Seconds between the reconciler's checks of the rooms with members here against the
+    /// history: how late, at worst, an event Redis lost arrives when nothing else reveals
+    /// the gap.
+    pub reconcile_secs: u64,
 }
 
 impl Default for ClusterConfig {
@@ -157,6 +161,7 @@ impl Default for ClusterConfig {
             advertise_url: None,
             heartbeat_secs: 5,
             region: "default".into(),
+            reconcile_secs: 2,
         }
     }
 }
@@ -449,9 +454,15 @@ impl Config {
                 });
             }
         }
-        if l.idle_timeout_secs == 0 || l.max_duration_secs == 0 || self.cluster.heartbeat_secs == 0
+        if l.idle_timeout_secs == 0
+            || l.max_duration_secs == 0
+            || self.cluster.heartbeat_secs == 0
+            || self.cluster.reconcile_secs == 0
         {
-            return rule("limits", "timeouts and heartbeat must be at least 1 second");
+            return rule(
+                "limits",
+                "timeouts, heartbeat and reconcile intervals must be at least 1 second",
+            );
         }
         Ok(())
     }

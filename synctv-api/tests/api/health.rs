@@ -1,5 +1,5 @@
 use crate::both_backends;
-use crate::helpers::{assert_error, spawn_app, Backend};
+use crate::helpers::{assert_error, spawn_app, Backend, TestProcess};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -88,20 +88,31 @@ async fn ready_is_draining_after_shutdown_begins(backend: Backend) {
 }
 
 async fn metrics_are_prometheus_text(backend: Backend) {
-    let app = spawn_app(backend).await;
+    // A process of its own: every series below comes from this test's requests alone.
+    let server = TestProcess::spawn(backend, &[]).await;
     // A committed change, so the history histograms have samples.
-    let alice = app.guest("alice").await;
-    let id = app.room(&alice, "r").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.delete_room(&id, Some(&alice.token)).await;
-    let resp = app.get("/metrics").await;
+    let token = server.guest_token("alice").await;
+    let id = server.create_room(&token, "r").await;
+    let client = reqwest::Client::new();
+    let archived = client
+        .delete(server.url(&format!("/api/v1/rooms/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(archived.status(), StatusCode::NO_CONTENT);
+    let resp = client.get(server.url("/metrics")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(content_type.starts_with("text/plain"), "{content_type}");
     let text = resp.text().await.unwrap();
-    assert!(text.contains("synctv_http_requests_total"), "{text}");
+    // Exactly this test's requests: a guest and a room made, a room archived.
+    for series in [
+        r#"synctv_http_requests_total{status="201"} 2"#,
+        r#"synctv_http_requests_total{status="204"} 1"#,
+    ] {
+        assert!(text.lines().any(|line| line == series), "{series}: {text}");
+    }
     // Histograms with the configured buckets, not summaries.
     assert!(
         text.contains(r#"synctv_history_commit_seconds_bucket{le="0.0005"}"#),

@@ -2,8 +2,10 @@
 //! in the contract's terms.
 
 use crate::postgres::PostgresServer;
+use crate::process::SynctvProcess;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
+use std::ops::Deref;
 use std::sync::Arc;
 use synctv_api::http::ApiContext;
 use synctv_api::shutdown::Shutdown;
@@ -86,6 +88,43 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     TestApp::start(config, data).await
 }
 
+/// A real `synctv` process on a brand-new database, for what a test must read from a
+/// process of its own: `/metrics`. The Prometheus recorder is process-wide, so an app
+/// spawned in this test process shares its counters with every other test here (the twin
+/// on the other backend included).
+pub struct TestProcess {
+    server: SynctvProcess,
+    /// Holds the SQLite file for as long as the process runs.
+    _data: Option<TempDir>,
+}
+
+impl Deref for TestProcess {
+    type Target = SynctvProcess;
+
+    fn deref(&self) -> &SynctvProcess {
+        &self.server
+    }
+}
+
+impl TestProcess {
+    /// Starts `synctv` on `backend` with the extra settings `env`.
+    pub async fn spawn(backend: Backend, env: &[(&str, String)]) -> TestProcess {
+        let (url, data) = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                (format!("sqlite://{}/t.db", dir.path().display()), Some(dir))
+            }
+            Backend::Postgres => (PostgresServer::get().create_database().await, None),
+        };
+        let mut all = vec![("SYNCTV__DATABASE__URL", url)];
+        all.extend(env.iter().cloned());
+        TestProcess {
+            server: SynctvProcess::start(&all).await,
+            _data: data,
+        }
+    }
+}
+
 impl TestApp {
     async fn start(config: Config, data: Option<Arc<TempDir>>) -> TestApp {
         let app = Application::build(config.clone()).await.unwrap();
@@ -119,7 +158,6 @@ impl TestApp {
         TestApp::start(config, data).await
     }
 
-    #[allow(dead_code)] // for the WebSocket tests
     pub fn ws_url(&self) -> String {
         format!("ws://127.0.0.1:{}/ws", self.port)
     }

@@ -1,13 +1,13 @@
 //! A connection's life: idle timeout, maximum duration, slow consumers, and the drain.
 
 use crate::both_backends;
-use crate::helpers::{spawn_app, spawn_app_with, Backend};
+use crate::helpers::{spawn_app, spawn_app_with, Backend, TestProcess};
 use crate::process::SynctvProcess;
 use crate::realtime::room_with_members;
 use crate::ws_client::WsClient;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 both_backends!(
@@ -18,18 +18,64 @@ both_backends!(
 );
 
 async fn idle_connections_are_closed_and_messages_keep_them_open(backend: Backend) {
-    let app = spawn_app_with(backend, |c| c.limits.idle_timeout_secs = 1).await;
+    const IDLE: Duration = Duration::from_secs(2);
+    let app = spawn_app_with(backend, |c| c.limits.idle_timeout_secs = IDLE.as_secs()).await;
     let guest = app.guest("g").await;
+    let connecting = Instant::now();
     let mut idle = WsClient::connect(&app.ws_url(), &guest.token).await;
     let mut busy = WsClient::connect(&app.ws_url(), &guest.token).await;
-    for i in 0..6 {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        busy.send(json!({"type": "ping", "id": i})).await;
-        assert_eq!(busy.recv().await["type"], "pong");
+    // The idle one is closed, and not before its timeout: measured from before the
+    // upgrade, a bound that holds however slow the machine is.
+    let idle = tokio::spawn(async move {
+        let frame = idle.next_frame(IDLE + Duration::from_secs(30)).await;
+        (frame, connecting.elapsed())
+    });
+    // The busy one pings ten times per timeout (a pace under the message rate) until then,
+    // and once after: it stays open. The server
+    // closes a connection once it has seen nothing from it for IDLE, so if a stall of the
+    // machine ever closes the busy one too, it must be at least IDLE after the last ping
+    // the server answered; sooner is the bug this test looks for.
+    let mut id = 0;
+    let mut answered_ping_sent = Instant::now();
+    let mut pace = tokio::time::interval(IDLE / 10);
+    // After a stall, no catching up in a burst that the rate limit would refuse.
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        pace.tick().await;
+        let done = idle.is_finished();
+        id += 1;
+        let sent = Instant::now();
+        busy.send(json!({"type": "ping", "id": id})).await;
+        match busy.next_frame(Duration::from_secs(30)).await {
+            Some(frame) => {
+                assert_eq!(
+                    (frame["type"].as_str(), &frame["id"]),
+                    (Some("pong"), &json!(id))
+                );
+                answered_ping_sent = sent;
+            }
+            None => {
+                let silent = answered_ping_sent.elapsed();
+                assert!(
+                    silent >= IDLE,
+                    "the busy connection was closed {silent:?} after a ping was answered"
+                );
+                eprintln!("the machine stalled for {silent:?}: the busy connection timed out too");
+                break;
+            }
+        }
+        if done {
+            break;
+        }
     }
+    let (frame, lived) = idle.await.unwrap();
     assert!(
-        idle.next_frame(Duration::from_secs(3)).await.is_none(),
-        "the idle connection was closed"
+        frame.is_none(),
+        "the idle connection was closed, not sent {frame:?}"
+    );
+    assert!(
+        lived >= IDLE,
+        "the idle connection was closed after {lived:?}"
     );
 }
 
@@ -46,29 +92,39 @@ async fn connections_past_their_maximum_duration_are_asked_to_reconnect(backend:
 }
 
 async fn a_slow_consumer_is_told_to_reconnect_and_recovers(backend: Backend) {
-    let app = spawn_app_with(backend, |c| {
-        c.limits.outbound_queue = 1024;
-        c.history.max_recovery_events = 10_000;
-        c.limits.messages_per_second = 100_000;
-    })
+    // A process of its own, so the slow-consumer counter below is this test's alone.
+    let server = TestProcess::spawn(
+        backend,
+        &[
+            ("SYNCTV__LIMITS__OUTBOUND_QUEUE", "1024".into()),
+            ("SYNCTV__HISTORY__MAX_RECOVERY_EVENTS", "10000".into()),
+            ("SYNCTV__LIMITS__MESSAGES_PER_SECOND", "100000".into()),
+        ],
+    )
     .await;
-    let (room, mut c) = room_with_members(&app, 2).await;
-    let joined = c[1].join(&room).await;
+    let owner = server.guest_token("owner").await;
+    let room = server.create_room(&owner, "movie night").await;
+    let mut sender = WsClient::connect(&server.ws_url(), &owner).await;
+    sender.join(&room).await;
+    let member = server.guest_token("member").await;
+    let mut fast = WsClient::connect(&server.ws_url(), &member).await;
+    fast.join(&room).await;
+    // Joining again answers where the room is now, past both members' joins.
+    let joined = fast.join(&room).await;
     let (epoch, seq) = (joined["epoch"].clone(), joined["seq"].as_i64().unwrap());
     let sent = 5000;
     // A member that keeps reading gets everything, in order, unslowed by the slow one.
-    let mut fast = c.pop().unwrap();
     let fast_room = room.clone();
     let fast = tokio::spawn(async move { fast.events_until(&fast_room, seq + 1 + sent).await });
     // A reader with a tiny socket buffer that reads nothing for now.
-    let slow_guest = app.guest("slow").await;
+    let slow_guest = server.guest_token("slow").await;
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket
-        .connect(format!("127.0.0.1:{}", app.port).parse().unwrap())
+        .connect(format!("127.0.0.1:{}", server.port).parse().unwrap())
         .await
         .unwrap();
-    let url = format!("{}?token={}", app.ws_url(), slow_guest.token);
+    let url = format!("{}?token={}", server.ws_url(), slow_guest);
     let config = WebSocketConfig::default().read_buffer_size(4096);
     let (mut slow, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
         .await
@@ -85,9 +141,9 @@ async fn a_slow_consumer_is_told_to_reconnect_and_recovers(backend: Backend) {
     let mut last_ack = 0;
     for i in 0..sent {
         let chat = json!({"type": "chat", "room": room, "text": text, "id": i});
-        c[0].send(chat).await;
+        sender.send(chat).await;
         if i % 50 == 49 {
-            last_ack = c[0].recv_answer(i).await["seq"].as_i64().unwrap();
+            last_ack = sender.recv_answer(i).await["seq"].as_i64().unwrap();
         }
     }
     assert_eq!(last_ack, seq + 1 + sent);
@@ -111,15 +167,17 @@ async fn a_slow_consumer_is_told_to_reconnect_and_recovers(backend: Backend) {
     }
     let reconnect = reconnect.expect("a reconnect frame");
     assert_eq!(reconnect["reason"], "overloaded");
-    let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains("synctv_slow_consumer_disconnects_total"),
-        "{metrics}"
+    assert_eq!(
+        server
+            .metric("synctv_slow_consumer_disconnects_total")
+            .await,
+        1.0,
+        "the slow member, and only it, was disconnected"
     );
     // The slow member recovers what it missed on reconnect.
     let seq = last_seen;
     assert!(seq > 0 && seq < last_ack, "it fell behind at {seq}");
-    let mut again = WsClient::connect(&app.ws_url(), &slow_guest.token).await;
+    let mut again = WsClient::connect(&server.ws_url(), &slow_guest).await;
     again
         .send(
             json!({"type": "join", "room": room, "id": 1, "recover": {"epoch": epoch, "seq": seq}}),

@@ -3,6 +3,7 @@
 mod helpers;
 mod postgres;
 mod process;
+mod wait;
 mod ws_client;
 
 mod address_limits;

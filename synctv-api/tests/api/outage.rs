@@ -3,6 +3,7 @@
 
 use crate::helpers::{assert_error, spawn_app_with, Backend, TestApp};
 use crate::postgres::PostgresServer;
+use crate::wait::wait_for;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -60,9 +61,8 @@ async fn assert_unavailable(resp: reqwest::Response) {
 }
 
 async fn wait_until_ready(app: &TestApp) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while app.get("/ready").await.status() != StatusCode::OK {
-        assert!(Instant::now() < deadline, "never ready again");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for(Duration::from_secs(30), "ready again", || async {
+        (app.get("/ready").await.status() == StatusCode::OK).then_some(())
+    })
+    .await;
 }

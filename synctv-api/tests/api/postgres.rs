@@ -32,16 +32,19 @@ impl PostgresServer {
     }
 
     /// A server of the calling test's own.
+    #[allow(dead_code)] // tests/cluster shares this file and does not use this
     pub fn private() -> PostgresServer {
         start()
     }
 
     /// Stops the server at once, keeping its data (an outage).
+    #[allow(dead_code)] // tests/cluster shares this file and does not use this
     pub fn stop(&self) {
         kill_and_wait(&self.dir);
     }
 
     /// Starts it again after `stop`, on the same port with the same data.
+    #[allow(dead_code)] // tests/cluster shares this file and does not use this
     pub fn restart(&self) {
         pg_ctl_start(self);
     }
@@ -169,6 +172,7 @@ fn kill_and_wait(dir: &Path) {
     unsafe { libc::kill(pid, libc::SIGQUIT) };
     let deadline = Instant::now() + Duration::from_secs(10);
     while unsafe { libc::kill(pid, 0) } == 0 && Instant::now() < deadline {
+        // Pacing, not synchronisation: the loop ends when the process is gone.
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -236,6 +240,7 @@ fn wait_for_port(port: u16) {
             Instant::now() < deadline,
             "postgres did not listen on {port}"
         );
+        // Pacing, not synchronisation: the loop ends when the port answers.
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -1,9 +1,10 @@
 //! The real `synctv` binary as a child process, for what only a process can show: exit
 //! codes, SIGTERM, and `kill -9`.
 
+use crate::wait::wait_for;
 use std::net::TcpListener;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct SynctvProcess {
     child: Child,
@@ -41,24 +42,32 @@ impl SynctvProcess {
             command.env(key, value);
         }
         let child = command.spawn().expect("spawn synctv");
-        let process = SynctvProcess { child, port };
+        let mut process = SynctvProcess { child, port };
         let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if client
-                .get(process.url("/health"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return process;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("synctv did not become healthy on port {port}");
+        let health = process.url("/health");
+        wait_for(
+            Duration::from_secs(30),
+            &format!("synctv healthy on port {port}"),
+            || {
+                let exited = process.child.try_wait().ok().flatten();
+                let request = client.get(&health).send();
+                async move {
+                    if let Some(status) = exited {
+                        panic!("synctv on port {port} exited before it was healthy: {status}");
+                    }
+                    request
+                        .await
+                        .is_ok_and(|r| r.status().is_success())
+                        .then_some(())
+                }
+            },
+        )
+        .await;
+        process
     }
 
     /// A guest's token, from `POST /api/v1/auth/guest`.
+    #[allow(dead_code)] // tests/cluster shares this file and does not use this
     pub async fn guest_token(&self, name: &str) -> String {
         let guest: serde_json::Value = reqwest::Client::new()
             .post(self.url("/api/v1/auth/guest"))
@@ -73,6 +82,7 @@ impl SynctvProcess {
     }
 
     /// A new room's id, created with `token`.
+    #[allow(dead_code)] // tests/cluster shares this file and does not use this
     pub async fn create_room(&self, token: &str, name: &str) -> String {
         let room: serde_json::Value = reqwest::Client::new()
             .post(self.url("/api/v1/rooms"))
@@ -95,6 +105,7 @@ impl SynctvProcess {
         format!("ws://127.0.0.1:{}/ws", self.port)
     }
 
+    #[allow(dead_code)] // tests/cluster shares this file and does not use this
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
@@ -106,6 +117,7 @@ impl SynctvProcess {
     }
 
     /// Sends SIGTERM.
+    #[allow(dead_code)] // tests/cluster shares this file and does not use this
     pub fn terminate(&self) {
         // SAFETY: kill(2) with our own child's pid and a valid signal number.
         unsafe {
@@ -114,15 +126,29 @@ impl SynctvProcess {
     }
 
     /// Waits for the process to exit, up to `patience`.
+    #[allow(dead_code)] // tests/cluster shares this file and does not use this
     pub async fn wait_exit(&mut self, patience: Duration) -> ExitStatus {
-        let deadline = Instant::now() + patience;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "synctv did not exit in time");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let child = &mut self.child;
+        wait_for(patience, "synctv exited", || {
+            let status = child.try_wait().expect("wait");
+            async move { status }
+        })
+        .await
+    }
+
+    /// The value of one series of this process's `/metrics` (`name` or
+    /// `name{label="value"}`), 0 while it was never recorded. The process is a test's own,
+    /// so no other test moves its counters.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = reqwest::get(self.url("/metrics"))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map_or(0.0, |value| value.trim().parse().expect("a metric value"))
     }
 }
 

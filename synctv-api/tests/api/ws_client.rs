@@ -16,6 +16,7 @@ pub struct WsClient {
 }
 
 /// A refused upgrade: the HTTP status and the JSON error body.
+#[allow(dead_code)] // tests/cluster shares this file and does not use this
 #[derive(Debug)]
 pub struct Refused {
     pub status: u16,
@@ -23,6 +24,7 @@ pub struct Refused {
 }
 
 impl Refused {
+    #[allow(dead_code)] // tests/cluster shares this file and does not use this
     pub fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
     }
@@ -36,6 +38,7 @@ impl WsClient {
     }
 
     /// Connects with the token in the `Authorization` header (or none).
+    #[allow(dead_code)] // tests/cluster shares this file and does not use this
     pub async fn connect_with_header(ws_url: &str, token: &str) -> Result<WsClient, Refused> {
         Self::try_connect(ws_url, Some(token)).await
     }
@@ -86,6 +89,7 @@ impl WsClient {
         self.stream.send(Message::text(text)).await.expect("send");
     }
 
+    #[allow(dead_code)] // tests/cluster shares this file and does not use this
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {
         self.stream
             .send(Message::binary(bytes))
@@ -130,6 +134,7 @@ impl WsClient {
     }
 
     /// Nothing arrives within `wait` (the connection stays quiet).
+    #[allow(dead_code)] // tests/cluster shares this file and does not use this
     pub async fn expect_silence(&mut self, wait: Duration) {
         if let Ok(Some(Ok(Message::Text(text)))) =
             tokio::time::timeout(wait, self.stream.next()).await

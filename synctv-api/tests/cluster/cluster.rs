@@ -10,8 +10,9 @@ use crate::redis::RedisServer;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+pub use crate::wait::wait_for;
 
 /// Seconds between heartbeats in every test cluster.
 pub const HEARTBEAT_SECS: u64 = 1;
@@ -29,7 +30,6 @@ pub struct TestCluster {
     /// `None` once the node was killed.
     nodes: Vec<Option<SynctvProcess>>,
     env: Vec<Vec<(&'static str, String)>>,
-    pub database_url: String,
     client: reqwest::Client,
 }
 
@@ -37,7 +37,6 @@ pub struct TestCluster {
 #[derive(Clone, Debug)]
 pub struct Guest {
     pub user_id: String,
-    pub name: String,
     pub token: String,
 }
 
@@ -172,7 +171,6 @@ impl TestCluster {
         let mut cluster = TestCluster {
             nodes: Vec::new(),
             env,
-            database_url,
             client: reqwest::Client::new(),
         };
         // The first node runs the migrations alone; the others start together.
@@ -234,7 +232,6 @@ impl TestCluster {
         let body: Value = resp.json().await.unwrap();
         Guest {
             user_id: body["user_id"].as_str().unwrap().into(),
-            name: body["name"].as_str().unwrap().into(),
             token: body["token"].as_str().unwrap().into(),
         }
     }
@@ -322,22 +319,6 @@ impl TestCluster {
 /// `node-0`, `node-1`, … for the first `n` nodes.
 pub fn node_ids(range: impl IntoIterator<Item = usize>) -> Vec<String> {
     range.into_iter().map(|i| format!("node-{i}")).collect()
-}
-
-/// Polls `check` until it answers `Some`, or panics naming `what` after `patience`.
-pub async fn wait_for<T, F, Fut>(patience: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + patience;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {patience:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The history's invariants: seqs 1, 2, 3, … with no gap and no repeat, and every acked

@@ -11,26 +11,20 @@
 //! - The tests, each on Redis and on NATS: `delivery`, `recovery`, `presence`, `faults`;
 //!   and `redis_cluster`, `regions` (two regions over NATS).
 
-// Shared with the single-node tests; not every helper is used here.
-#[allow(dead_code)]
+// Shared with the single-node tests (`tests/api`).
 #[path = "../api/postgres.rs"]
 mod postgres;
-#[allow(dead_code)]
 #[path = "../api/process.rs"]
 mod process;
-#[allow(dead_code)]
+#[path = "../api/wait.rs"]
+mod wait;
 #[path = "../api/ws_client.rs"]
 mod ws_client;
 
-#[allow(dead_code)]
 mod cluster;
-#[allow(dead_code)]
 mod member;
-#[allow(dead_code)]
 mod nats;
-#[allow(dead_code)]
 mod proxy;
-#[allow(dead_code)]
 mod redis;
 
 mod delivery;

@@ -122,44 +122,6 @@ impl Member {
         member
     }
 
-    /// Sends a chat and waits for its answer (the ack, or an error); the events on the
-    /// way are checked and kept.
-    pub async fn chat(&mut self, text: &str) -> Value {
-        let id = self.next_id();
-        self.send(json!({"type": "chat", "room": self.room, "text": text, "id": id}))
-            .await;
-        let answer = self.answer(id).await.expect("connection closed");
-        self.note_answer(&answer, Some(text));
-        answer
-    }
-
-    /// Reads until this member has seen seq `seq` (or a resync past it).
-    pub async fn until_seq(&mut self, seq: i64) {
-        let label = self.label.clone();
-        tokio::time::timeout(PATIENCE, async {
-            while self.last_seq < seq {
-                let frame = self.next().await.expect("connection closed");
-                self.absorb(&frame);
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("{label}: seq {seq} did not arrive in time"));
-    }
-
-    /// The chat texts this member received, in order.
-    pub fn chat_texts(&self) -> Vec<(i64, String)> {
-        self.events
-            .iter()
-            .filter(|e| e["kind"] == "chat")
-            .map(|e| {
-                (
-                    e["seq"].as_i64().unwrap(),
-                    e["data"]["text"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect()
-    }
-
     /// Runs as a task until `MemberTask::finish`.
     pub fn spawn(self, publish: Option<Publish>) -> MemberTask {
         let label = self.label.clone();
@@ -212,6 +174,7 @@ impl Member {
                 _ = stopped.wait_for(|s| *s), if !stopping => Step::Stop,
                 _ = tick.tick(), if may_send => Step::Send,
                 frame = next_of(client) => Step::Frame(frame),
+                // A deadline for the answer owed, not a wait: it ends the test as a failure.
                 _ = tokio::time::sleep_until(deadline) => Step::Late,
                 _ = progress.hop.notified() => Step::Hop,
             };

@@ -4,11 +4,12 @@
 //! `SYNCTV__REDIS__CLUSTER_MODE=true`). Everything is killed on drop.
 
 use crate::process::free_port;
+use crate::wait::wait_for;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -94,20 +95,20 @@ impl RedisServer {
             .spawn()
             .expect("spawn redis-server; run ./scripts/test to install it");
         *self.child.lock().unwrap() = Some(child);
-        let deadline = Instant::now() + START_PATIENCE;
-        while !ping(self.port).await {
-            if let Some(child) = self.child.lock().unwrap().as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("redis-server on port {} exited: {status}", self.port);
+        let port = self.port;
+        wait_for(
+            START_PATIENCE,
+            &format!("redis-server answers PING on port {port}"),
+            || {
+                if let Some(child) = self.child.lock().unwrap().as_mut() {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!("redis-server on port {port} exited: {status}");
+                    }
                 }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer PING on port {}",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+                async move { ping(port).await.then_some(()) }
+            },
+        )
+        .await;
     }
 }
 
@@ -156,16 +157,13 @@ impl RedisCluster {
             String::from_utf8_lossy(&out.stderr)
         );
         let cluster = RedisCluster { masters };
-        let deadline = Instant::now() + START_PATIENCE;
         for master in &cluster.masters {
-            while !cluster_ok(master.port).await {
-                assert!(
-                    Instant::now() < deadline,
-                    "the Redis Cluster never reached cluster_state:ok on {}",
-                    master.port
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            wait_for(
+                START_PATIENCE,
+                &format!("the Redis Cluster at cluster_state:ok on {}", master.port),
+                || async { cluster_ok(master.port).await.then_some(()) },
+            )
+            .await;
         }
         cluster
     }

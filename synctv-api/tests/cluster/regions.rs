@@ -7,14 +7,22 @@
 
 use crate::cluster::{death_bound, node_ids, wait_for, TestCluster, HEARTBEAT_SECS};
 use crate::delivery::publish_everywhere_and_check;
-use crate::faults::{events_flow_through, kill_9_of_nodes_while_events_flow, Fault};
+use crate::faults::{
+    events_flow_through, kill_9_of_nodes_while_events_flow, reconciler_idle, Fault,
+};
 use crate::nats::TwoRegions;
 use crate::recovery::drop_on_node_0_and_recover_on_node_2;
 use crate::ws_client::WsClient;
 use std::time::{Duration, Instant};
 
-/// `n` nodes: the first `in_east` in east, the rest in west, each on its region's NATS.
-async fn cluster_across(regions: &TwoRegions, n: usize, in_east: usize) -> TestCluster {
+/// `n` nodes: the first `in_east` in east, the rest in west, each on its region's NATS,
+/// with the `extra` settings.
+async fn cluster_across(
+    regions: &TwoRegions,
+    n: usize,
+    in_east: usize,
+    extra: &[(&'static str, String)],
+) -> TestCluster {
     TestCluster::start_env(
         n,
         |i| {
@@ -28,7 +36,7 @@ async fn cluster_across(regions: &TwoRegions, n: usize, in_east: usize) -> TestC
                 ("SYNCTV__CLUSTER__REGION", region.to_owned()),
             ]
         },
-        &[],
+        extra,
     )
     .await
 }
@@ -36,7 +44,7 @@ async fn cluster_across(regions: &TwoRegions, n: usize, in_east: usize) -> TestC
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_node_lists_every_node_with_its_region() {
     let regions = TwoRegions::start().await;
-    let cluster = cluster_across(&regions, 3, 1).await;
+    let cluster = cluster_across(&regions, 3, 1, &[]).await;
     for node in 0..3 {
         wait_for(
             death_bound(),
@@ -67,7 +75,7 @@ async fn every_node_lists_every_node_with_its_region() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishers_in_both_regions_see_one_order() {
     let regions = TwoRegions::start().await;
-    let cluster = cluster_across(&regions, 4, 2).await;
+    let cluster = cluster_across(&regions, 4, 2, &[]).await;
     publish_everywhere_and_check(&cluster, 2, 1, 25).await;
 }
 
@@ -75,14 +83,14 @@ async fn publishers_in_both_regions_see_one_order() {
 async fn a_member_that_dropped_in_one_region_recovers_in_the_other() {
     let regions = TwoRegions::start().await;
     // node 0 in east; nodes 1 and 2 in west.
-    let cluster = cluster_across(&regions, 3, 1).await;
+    let cluster = cluster_across(&regions, 3, 1, &[]).await;
     drop_on_node_0_and_recover_on_node_2(&cluster).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_are_counted_across_regions() {
     let regions = TwoRegions::start().await;
-    let cluster = cluster_across(&regions, 2, 1).await;
+    let cluster = cluster_across(&regions, 2, 1, &[]).await;
     let alice = cluster.guest(0, "alice").await;
     let bob = cluster.guest(1, "bob").await;
     let room = cluster.room(0, &alice, "r").await;
@@ -142,7 +150,7 @@ async fn members_are_counted_across_regions() {
 async fn a_regions_nats_stopped_and_restarted_while_events_flow() {
     let regions = TwoRegions::start().await;
     // node 0 in east; nodes 1 and 2 in west. East's NATS goes away.
-    let cluster = cluster_across(&regions, 3, 1).await;
+    let cluster = cluster_across(&regions, 3, 1, &reconciler_idle()).await;
     events_flow_through(&cluster, "nats", Fault::RegionNatsDown(&regions.east), &[0]).await;
 }
 
@@ -150,7 +158,7 @@ async fn a_regions_nats_stopped_and_restarted_while_events_flow() {
 async fn a_whole_region_killed_its_clients_recover_in_the_other() {
     let regions = TwoRegions::start().await;
     // nodes 0 and 1 in east, 2 and 3 in west; east dies whole: nodes and NATS, kill -9.
-    let mut cluster = cluster_across(&regions, 4, 2).await;
+    let mut cluster = cluster_across(&regions, 4, 2, &[]).await;
     wait_for(death_bound(), "every node listed", || async {
         (cluster.node_ids(3).await == node_ids(0..4)).then_some(())
     })
