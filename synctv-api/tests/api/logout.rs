@@ -149,6 +149,7 @@ async fn wait_until_refused(app: &TestApp, token: &str, since: Instant) {
             "the token is still accepted after {:?}",
             since.elapsed()
         );
+        // Pacing, not synchronisation: the loop ends on the condition above.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

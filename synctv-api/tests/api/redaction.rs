@@ -37,6 +37,7 @@ async fn tokens_and_tickets_are_redacted_from_logged_urls() {
         async move {
             while !logged(needle) {
                 assert!(Instant::now() < deadline, "never logged: {needle}");
+                // Pacing, not synchronisation: the loop ends on the condition above.
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }

@@ -186,6 +186,7 @@ impl WsClient {
 
     /// Reads until the server closes the connection: the frames before the close, and its
     /// close code (`None` when the connection ended without a close frame).
+    #[allow(dead_code)] // tests/cluster shares this file and does not use this
     pub async fn until_closed(&mut self) -> (Vec<Value>, Option<u16>) {
         let mut frames = Vec::new();
         loop {
