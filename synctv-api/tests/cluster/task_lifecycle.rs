@@ -31,6 +31,7 @@ async fn settles_back_to(baseline: usize, what: &str) {
             "{what}: {} tasks still alive, {baseline} before the first start",
             alive_tasks()
         );
+        // Pacing, not synchronisation: the loop ends on the task count above.
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
