@@ -77,7 +77,11 @@ impl WsClient {
                     .unwrap_or(Value::Null);
                 Err(Refused { status, body })
             }
-            Err(e) => panic!("connect failed: {e}"),
+            // No HTTP answer at all (a reset, a node dying mid-handshake): status 0.
+            Err(e) => Err(Refused {
+                status: 0,
+                body: json!({"error": {"code": "", "message": e.to_string()}}),
+            }),
         }
     }
 

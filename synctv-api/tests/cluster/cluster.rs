@@ -118,17 +118,13 @@ impl TestBus {
 }
 
 impl TestCluster {
-    /// `n` nodes; node `i` reaches Redis at `redis_url_for_node(i)`.
-    pub async fn start(n: usize, redis_url_for_node: impl Fn(usize) -> String) -> TestCluster {
-        Self::start_with(n, redis_url_for_node, &[]).await
-    }
-
     /// `n` nodes on `bus`.
     pub async fn start_on(n: usize, bus: &TestBus) -> TestCluster {
         Self::start_env(n, |_| vec![bus.setting()], &[]).await
     }
 
-    /// Like `start`, with extra `SYNCTV__…` settings on every node.
+    /// `n` nodes; node `i` reaches Redis at `redis_url_for_node(i)`, with extra `SYNCTV__…`
+    /// settings on every node.
     pub async fn start_with(
         n: usize,
         redis_url_for_node: impl Fn(usize) -> String,

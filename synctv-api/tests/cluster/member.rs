@@ -14,6 +14,8 @@ use tokio::task::JoinHandle;
 
 /// How long a member waits for the answer the server owes it.
 const PATIENCE: Duration = Duration::from_secs(10);
+/// How long a member looks for a node that takes its connection.
+const RECONNECT_PATIENCE: Duration = Duration::from_secs(30);
 /// A wait that never ends on its own (the caller bounds it).
 const FOREVER: Duration = Duration::from_secs(3600);
 
@@ -335,33 +337,43 @@ impl Member {
         // before it are older.
     }
 
+    /// Connects to the first node that is up, in `urls` order. Nodes die and restart
+    /// while members reconnect, so a pass that finds none is tried again, up to a deadline.
     async fn connect(&mut self) {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()
             .unwrap();
-        for url in &self.urls {
-            // A node that answers /health is alive (a dying one may still take a TCP
-            // connection, and the test client panics on a reset).
-            let health = url
-                .replacen("ws://", "http://", 1)
-                .replace("/ws", "/health");
-            if !http
-                .get(&health)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                continue;
-            }
-            if let Ok(client) =
-                WsClient::try_connect(&format!("{url}?token={}", self.token), None).await
-            {
-                self.client = Some(client);
-                return;
+        let deadline = tokio::time::Instant::now() + RECONNECT_PATIENCE;
+        let mut pace = tokio::time::interval(Duration::from_millis(200));
+        while tokio::time::Instant::now() < deadline {
+            pace.tick().await;
+            for url in &self.urls {
+                // A node that answers /health is alive (a dying one may still take a TCP
+                // connection, and reset it).
+                let health = url
+                    .replacen("ws://", "http://", 1)
+                    .replace("/ws", "/health");
+                if !http
+                    .get(&health)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+                {
+                    continue;
+                }
+                if let Ok(client) =
+                    WsClient::try_connect(&format!("{url}?token={}", self.token), None).await
+                {
+                    self.client = Some(client);
+                    return;
+                }
             }
         }
-        panic!("{}: no node accepted the connection", self.label);
+        panic!(
+            "{}: no node accepted the connection within {RECONNECT_PATIENCE:?}",
+            self.label
+        );
     }
 
     async fn send_join(&mut self, recover: Option<Value>) -> Value {

@@ -173,9 +173,9 @@ impl Drop for NatsServer {
 pub struct TwoRegions {
     pub east: NatsServer,
     pub west: NatsServer,
-    /// The links between them, each way: east's gateway dials west through `to_west`.
-    pub to_west: TcpProxy,
-    pub to_east: TcpProxy,
+    /// The links between them, each way (east's gateway dials west through the first),
+    /// held so that they run as long as the regions do.
+    _links: (TcpProxy, TcpProxy),
 }
 
 impl TwoRegions {
@@ -206,8 +206,7 @@ impl TwoRegions {
         let regions = TwoRegions {
             east,
             west,
-            to_west,
-            to_east,
+            _links: (to_west, to_east),
         };
         regions.wait_for_gateways().await;
         regions
