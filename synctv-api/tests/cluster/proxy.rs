@@ -65,6 +65,7 @@ impl TcpProxy {
 
     /// The silent partition: open connections stay open but carry nothing (a delayed
     /// proxy's are closed), new ones are accepted and hang.
+    #[allow(dead_code)] // used by tests/failover, which shares this file; not by tests/cluster
     pub fn freeze(&self) {
         self.frozen.send_replace(true);
     }

@@ -33,6 +33,8 @@ mod proxy;
 #[allow(dead_code)]
 #[path = "../cluster/redis.rs"]
 mod redis;
+#[path = "../api/wait.rs"]
+mod wait;
 #[allow(dead_code)]
 #[path = "../api/ws_client.rs"]
 mod ws_client;
