@@ -47,7 +47,7 @@ async function startRedis(dir) {
       s.on('error', () => resolve(false));
     });
     if (ok) return { port, proc, url: `redis://127.0.0.1:${port}` };
-    await h.sleep(100);
+    await h.sleep(100); // pacing of the poll: the loop ends when Redis accepts a connection
   }
   proc.kill('SIGKILL');
   throw new Error('redis-server did not start');
@@ -113,7 +113,7 @@ test('with three nodes, a page whose node dies fails over and stays in sync', { 
   await Promise.all([h.waitMediaReady(alice, media.url), h.waitMediaReady(bob, media.url)]);
   await h.act(alice, () => document.getElementById('btn-play').click());
   await h.whenTrue(bob, (v) => !v.paused, {}, 5000);
-  await h.sleep(1500);
+  const settledBefore = await h.untilAgree(alice, bob, AGREE_S);
   const beforeGap = await h.worstGap(alice, bob);
 
   const used = await alice.evaluate(() => window.synctv.server());
@@ -128,7 +128,7 @@ test('with three nodes, a page whose node dies fails over and stays in sync', { 
   const now = await alice.evaluate(() => window.synctv.server());
   await h.screenshot(alice, 'cluster-failover');
 
-  await h.sleep(1500);
+  const settledAfter = await h.untilAgree(alice, bob, AGREE_S, 30000);
   const afterGap = await h.worstGap(alice, bob);
   // And control still flows both ways across nodes.
   const t0 = await h.act(bob, (v) => v.pause());
@@ -136,7 +136,9 @@ test('with three nodes, a page whose node dies fails over and stays in sync', { 
   h.record('cluster_failover', {
     from: used,
     to: now,
+    settled_before_ms: settledBefore,
     gap_before_ms: Math.round(beforeGap * 1000),
+    settled_after_ms: settledAfter,
     gap_after_ms: Math.round(afterGap * 1000),
     follow_after_ms: Math.round(t1 - t0),
   });

@@ -102,7 +102,7 @@ export async function startSynctv({ name = 'node', dir, port, dbUrl, env = {}, r
     } catch (_) {
       /* not listening yet */
     }
-    await sleep(100);
+    await sleep(100); // pacing of the poll: the loop ends when /health answers
   }
   await node.kill();
   throw new Error(`synctv ${name} was not healthy within ${readyTimeoutMs} ms:\n${node.logTail()}`);
@@ -294,9 +294,31 @@ export async function worstGap(a, b, ms = 1000, reads = 5) {
   for (let i = 0; i < reads; i++) {
     const g = await gap(a, b);
     if (Math.abs(g) > Math.abs(worst)) worst = g;
-    await sleep(ms / reads);
+    await sleep(ms / reads); // spreads the reads over `ms`: sampling, not synchronisation
   }
   return worst;
+}
+
+/**
+ * Waits until two players agree within `tolerance` seconds on `reads` reads in a row (they
+ * have settled after a change), and returns how long that took in ms. Fails after
+ * `timeoutMs` with the last gap seen.
+ */
+export async function untilAgree(a, b, tolerance, timeoutMs = 15000, reads = 3) {
+  const started = Date.now();
+  let inRow = 0;
+  let last = null;
+  while (inRow < reads) {
+    last = await gap(a, b);
+    inRow = Math.abs(last) <= tolerance ? inRow + 1 : 0;
+    if (inRow < reads) {
+      if (Date.now() - started > timeoutMs) {
+        throw new Error(`the players did not agree within ${tolerance * 1000} ms in ${timeoutMs} ms (last gap ${Math.round(last * 1000)} ms)`);
+      }
+      await sleep(100); // pacing of the poll: the loop ends on agreement
+    }
+  }
+  return Date.now() - started;
 }
 
 /** Wall-clock ms (on this machine) at which `predicate` first held in the page. */
