@@ -33,6 +33,10 @@
   const CLOCK = { keep: 12, best: 3, burst: 6, burstGapMs: 120, everyMs: 5000, deadAfterMs: 20000 };
   const PROBE = { pings: 3, timeoutMs: 3000, everyMs: 15000 };
   const STORE_KEY = 'synctv.session';
+  /** A token is refreshed this long before it expires (or at half its remaining life). */
+  const REFRESH_AHEAD_MS = 24 * 3600 * 1000;
+  /** The close code of a connection whose token was revoked (logout). */
+  const CLOSE_REVOKED = 4401;
 
   const $ = (id) => document.getElementById(id);
   const wallNow = () => performance.timeOrigin + performance.now();
@@ -87,10 +91,12 @@
     save(d) {
       this.data = d;
       localStorage.setItem(STORE_KEY, JSON.stringify(d));
+      refresher.schedule();
     },
     clear() {
       this.data = null;
       localStorage.removeItem(STORE_KEY);
+      refresher.schedule();
     },
     expired(d) {
       const e = typeof d.expires_at === 'number' ? d.expires_at : Date.parse(d.expires_at);
@@ -142,9 +148,70 @@
     return session.data;
   }
 
+  /**
+   * Keeps the token fresh: it is exchanged for a new one (same user) well before it
+   * expires, half its remaining life or a day ahead, whichever is sooner.
+   */
+  const refresher = {
+    timer: null,
+    schedule(retryMs) {
+      clearTimeout(this.timer);
+      this.timer = null;
+      if (!session.data) return;
+      const left = Number(session.data.expires_at) - Date.now();
+      const wait = retryMs ?? left - Math.min(REFRESH_AHEAD_MS, left / 2);
+      this.timer = setTimeout(() => this.refresh(), clamp(wait, 0, 2 ** 31 - 1));
+    },
+    async refresh() {
+      const before = session.data;
+      if (!before) return;
+      try {
+        const d = await api('POST', '/api/v1/auth/refresh');
+        if (session.data !== before) return;
+        session.save({ token: d.token, user_id: d.user_id, name: d.name, expires_at: d.expires_at });
+      } catch (err) {
+        if (err.status === 401) await signInAgain();
+        else this.schedule(60000);
+      }
+    },
+  };
+
+  /** The stored token is no longer taken (expired, or from another server): same name, new guest. */
+  async function signInAgain() {
+    if (!session.data) return;
+    const name = session.data.name;
+    toast('your session expired; signing in again', 'info');
+    try {
+      await login(name);
+    } catch (_) {
+      /* the origin is unreachable: the next attempt tries again */
+    }
+  }
+
+  /**
+   * A single-use WebSocket ticket (30 s) from the server the socket will open on (tickets
+   * are kept in the cluster's database, so any node would do, but the page's own node may
+   * be the one that died). The token itself never goes in a URL.
+   */
+  async function wsTicket(base) {
+    if (base === location.origin) return (await api('POST', '/api/v1/auth/ticket')).ticket;
+    let res;
+    try {
+      res = await fetch(`${base}/api/v1/auth/ticket`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${session.data.token}` },
+      });
+    } catch (_) {
+      throw new ApiError(0, 'unavailable', 'the server cannot be reached');
+    }
+    if (res.status === 401) throw new ApiError(401, 'unauthorized', 'the token is not taken');
+    if (!res.ok) throw new ApiError(res.status, `http_${res.status}`, res.statusText);
+    return (await res.json()).ticket;
+  }
+
   // ---------------------------------------------------------------- servers
-  const wsUrl = (base, token) =>
-    `${base.replace(/^http/, 'ws')}/ws?token=${encodeURIComponent(token)}`;
+  const wsUrl = (base, ticket) =>
+    `${base.replace(/^http/, 'ws')}/ws?ticket=${encodeURIComponent(ticket)}`;
   const hostOf = (base) => base.replace(/^https?:\/\//, '');
 
   /** Candidate servers, each {base, rtt, downUntil}; ranked by the lowest measured RTT. */
@@ -185,7 +252,7 @@
           this.list
             .filter((s) => s !== except)
             .map(async (s) => {
-              const rtt = await probe(s.base, session.data.token);
+              const rtt = await probe(s.base);
               if (Number.isFinite(rtt)) {
                 s.rtt = rtt;
                 s.downUntil = 0;
@@ -201,7 +268,13 @@
   };
 
   /** Lowest RTT of a few pings to one server, Infinity when it cannot be reached. */
-  function probe(base, token) {
+  async function probe(base) {
+    let ticket;
+    try {
+      ticket = await wsTicket(base);
+    } catch (_) {
+      return Infinity;
+    }
     return new Promise((resolve) => {
       let best = Infinity;
       let n = 0;
@@ -218,7 +291,7 @@
       const timer = setTimeout(done, PROBE.timeoutMs);
       const ping = () => ws.send(JSON.stringify({ type: 'ping', id: `probe${n}`, t: wallNow() }));
       try {
-        ws = new WebSocket(wsUrl(base, token));
+        ws = new WebSocket(wsUrl(base, ticket));
       } catch (_) {
         clearTimeout(timer);
         resolve(Infinity);
@@ -257,26 +330,33 @@
     pingTimer: null,
     lastPong: 0,
 
+    opening: false,
+
     start() {
-      if (this.ws || this.retryTimer) return;
+      if (this.ws || this.retryTimer || this.opening) return;
       this.open();
     },
 
-    open() {
+    async open() {
       this.retryTimer = null;
-      if (!session.data) return;
+      if (!session.data || this.opening) return;
       const ranked = servers.ranked();
       const target = ranked[0];
       if (this.server !== target) clock.reset();
       this.server = target;
       this.setState(this.attempts ? 'reconnecting' : 'connecting');
       let ws;
+      this.opening = true;
       try {
-        ws = new WebSocket(wsUrl(target.base, session.data.token));
-      } catch (e) {
+        const ticket = await wsTicket(target.base);
+        ws = new WebSocket(wsUrl(target.base, ticket));
+      } catch (err) {
+        this.opening = false;
+        if (err.status === 401) await signInAgain();
         this.dropped(target, false);
         return;
       }
+      this.opening = false;
       this.ws = ws;
       let opened = false;
       ws.onopen = () => {
@@ -298,9 +378,15 @@
         }
         this.onFrame(msg);
       };
-      ws.onclose = () => {
+      ws.onclose = (e) => {
         if (this.ws !== ws) return;
         this.ws = null;
+        if (e.code === CLOSE_REVOKED) {
+          // Logged out (here or in another tab): the token is gone on every node.
+          session.clear();
+          location.reload();
+          return;
+        }
         this.dropped(target, opened);
       };
     },
@@ -321,7 +407,6 @@
       this.reconnectDelay = null;
       this.attempts++;
       this.scheduleRetry(delay);
-      if (this.failedBeforeOpen >= 2) this.checkToken();
     },
 
     backoff(immediate) {
@@ -349,28 +434,6 @@
         this.reconnectDelay = 0;
         ws.close(1000, 'reconnect requested');
       }, after);
-    },
-
-    /** A token the server no longer takes (401 at the upgrade is invisible to a WebSocket). */
-    async checkToken() {
-      if (!session.data) return;
-      try {
-        // An empty room creation: 401 for a token the server does not take, else 400 and
-        // nothing is created.
-        const res = await fetch('/api/v1/rooms', {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${session.data.token}` },
-          body: '{}',
-        });
-        if (res.status === 401) {
-          const name = session.data.name;
-          toast('your session expired; signing in again', 'info');
-          await login(name);
-          this.failedBeforeOpen = 0;
-        }
-      } catch (_) {
-        /* the origin is unreachable too: keep retrying */
-      }
     },
 
     setState(s) {
@@ -1139,8 +1202,13 @@
     }
     enter();
   });
-  $('logout').addEventListener('click', () => {
+  $('logout').addEventListener('click', async () => {
     room.leave(false);
+    try {
+      await api('POST', '/api/v1/auth/logout');
+    } catch (_) {
+      /* revoked already, or the server is unreachable: forget the token anyway */
+    }
     session.clear();
     location.reload();
   });
@@ -1259,6 +1327,7 @@
     rtt: () => clock.rtt,
     clockSynced: () => clock.synced,
     user: () => (session.data ? { user_id: session.data.user_id, name: session.data.name } : null),
+    tokenExpiresAt: () => (session.data ? session.data.expires_at : null),
     room: () => room.id,
     joined: () => room.joined,
     state: () => (room.state ? JSON.parse(JSON.stringify(room.state)) : null),
@@ -1281,7 +1350,10 @@
   // ---------------------------------------------------------------- start
   (async () => {
     await servers.init();
-    if (session.load()) enter();
+    if (session.load()) {
+      refresher.schedule();
+      enter();
+    }
     else {
       renderMe();
       show('view-login');

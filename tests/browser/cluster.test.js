@@ -71,8 +71,14 @@ before(async () => {
       SYNCTV__REDIS__URL: redis.url,
       SYNCTV__AUTH__JWT_SECRET: 'browser-test-shared-secret-0123456789abcdef',
     };
+    // Each node knows the others' addresses: the page of one may connect to another (the
+    // Origin rule, and the page's Content-Security-Policy, allow the public URLs).
+    const ports = [await h.freePort(), await h.freePort(), await h.freePort()];
+    env.SYNCTV__SERVER__PUBLIC_URLS = JSON.stringify(ports.map((p) => `http://127.0.0.1:${p}`));
     for (const i of [1, 2, 3]) {
-      nodes.push(await h.startSynctv({ name: `node${i}`, dir, dbUrl, env: { ...env, SYNCTV__CLUSTER__NODE_ID: `node${i}` } }));
+      nodes.push(
+        await h.startSynctv({ name: `node${i}`, dir, dbUrl, port: ports[i - 1], env: { ...env, SYNCTV__CLUSTER__NODE_ID: `node${i}` } }),
+      );
     }
     for (const n of nodes) {
       const ready = await (await fetch(`${n.base}/ready`)).json();

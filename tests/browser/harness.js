@@ -321,35 +321,34 @@ export async function untilAgree(a, b, tolerance, timeoutMs = 15000, reads = 3) 
   return Date.now() - started;
 }
 
-/** Wall-clock ms (on this machine) at which `predicate` first held in the page. */
+/**
+ * Wall-clock ms (on this machine) at which `predicate` first held in the page.
+ *
+ * The predicate's source is spliced into the function handed to playwright, which compiles
+ * it once when it injects it: the page's Content-Security-Policy has no 'unsafe-eval', so
+ * nothing may compile a string while the page runs (`new Function` there is refused).
+ */
 export async function whenTrue(page, predicate, arg, timeout = 5000) {
-  const handle = await page.waitForFunction(
-    ([src, a]) => {
-      // eslint-disable-next-line no-new-func
-      const ok = new Function('v', 'synctv', 'arg', `return (${src})(v, synctv, arg);`)(
-        document.getElementById('player'),
-        window.synctv,
-        a,
-      );
-      return ok ? performance.timeOrigin + performance.now() : false;
-    },
-    [predicate.toString(), arg],
-    { polling: 10, timeout },
+  // eslint-disable-next-line no-new-func
+  const probe = new Function(
+    'a',
+    `const ok = (${predicate.toString()})(document.getElementById('player'), window.synctv, a);
+     return ok ? performance.timeOrigin + performance.now() : false;`,
   );
+  const handle = await page.waitForFunction(probe, arg, { polling: 10, timeout });
   return handle.jsonValue();
 }
 
 /** Runs `fn` in the page and returns the wall-clock ms just before it ran. */
 export async function act(page, fn, arg) {
-  return page.evaluate(
-    ([src, a]) => {
-      const at = performance.timeOrigin + performance.now();
-      // eslint-disable-next-line no-new-func
-      new Function('v', 'arg', `(${src})(v, arg);`)(document.getElementById('player'), a);
-      return at;
-    },
-    [fn.toString(), arg],
+  // eslint-disable-next-line no-new-func
+  const run = new Function(
+    'a',
+    `const at = performance.timeOrigin + performance.now();
+     (${fn.toString()})(document.getElementById('player'), a);
+     return at;`,
   );
+  return page.evaluate(run, arg);
 }
 
 /** Records a named measurement for the final report (artifacts/browser/results.json). */

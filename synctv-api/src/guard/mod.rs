@@ -7,9 +7,12 @@
 //!   `server.trusted_proxies`.
 //! - [`address_limit`]: per-address token buckets for guest and room creation.
 //! - [`redact`]: `?token=` and `?ticket=` removed from URLs before they are logged.
+//! - [`headers`]: the security headers of every response, and the page's
+//!   Content-Security-Policy.
 
 pub mod address_limit;
 pub mod client_address;
+pub mod headers;
 pub mod origin;
 pub mod redact;
 

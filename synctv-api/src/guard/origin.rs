@@ -4,14 +4,23 @@
 //! or one of `server.allowed_origins` (`["*"]` allows every origin). Requests without
 //! `Origin` come from programs, not browsers, and pass: the rule protects users'
 //! browsers from other sites, not the server from its clients.
+//!
+//! The same origins may also read the HTTP API across origins (CORS): the page served by
+//! one node of a cluster asks another node for a WebSocket ticket when it connects there,
+//! which matters most when its own node is the one that died.
 
 use super::client_address::TrustedProxies;
+use super::Guards;
 use crate::http::ApiError;
-use axum::http::header::{HOST, ORIGIN, UPGRADE};
+use axum::extract::ConnectInfo;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN, UPGRADE};
 use axum::http::{HeaderMap, Method};
 use std::collections::HashSet;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
 use synctv_core::config::ServerConfig;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 
@@ -73,6 +82,27 @@ impl OriginPolicy {
             ))
         }
     }
+}
+
+/// The CORS layer: allowed origins (as [`OriginPolicy::check`] decides) may call the API
+/// with a bearer token from a page of another origin.
+pub fn cors(guards: Arc<Guards>) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, parts| {
+            let mut headers = parts.headers.clone();
+            headers.insert(ORIGIN, origin.clone());
+            let peer = parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip());
+            guards
+                .origins
+                .check(&headers, peer, &guards.proxies)
+                .is_ok()
+        }))
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([AUTHORIZATION, CONTENT_TYPE])
+        .max_age(Duration::from_secs(600))
 }
 
 /// Whether `origin` is the scheme, host and port this request was made to. The scheme is

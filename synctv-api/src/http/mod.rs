@@ -66,6 +66,8 @@ pub fn router(ctx: ApiContext) -> Router {
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(ctx.clone(), check_origin))
+        .layer(crate::guard::origin::cors(Arc::clone(&ctx.guards)))
+        .layer(middleware::from_fn(crate::guard::headers::security_headers))
         .layer(middleware::from_fn(count_requests))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(ctx)

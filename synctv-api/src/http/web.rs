@@ -1,9 +1,12 @@
 //! The embedded browser client: the page, its script and style, and `/config.json`
-//! (which servers the page may connect to).
+//! (which servers the page may connect to). The page is served with its
+//! Content-Security-Policy (see [`crate::guard::headers`]).
 
 use super::ApiContext;
+use crate::guard::headers::page_policy;
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, HOST};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -15,10 +18,7 @@ const STYLE_CSS: &str = include_str!("../../web/style.css");
 
 pub fn router() -> Router<ApiContext> {
     Router::new()
-        .route(
-            "/",
-            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
-        )
+        .route("/", get(page))
         .route(
             "/app.js",
             get(|| async { asset("application/javascript; charset=utf-8", APP_JS) }),
@@ -28,6 +28,23 @@ pub fn router() -> Router<ApiContext> {
             get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
         )
         .route("/config.json", get(client_config))
+}
+
+async fn page(State(ctx): State<ApiContext>, headers: HeaderMap) -> impl IntoResponse {
+    let host = headers.get(HOST).and_then(|h| h.to_str().ok());
+    let policy = page_policy(host, &ctx.config.server.public_urls);
+    let policy = HeaderValue::from_str(&policy)
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"));
+    (
+        [
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (CONTENT_SECURITY_POLICY, policy),
+        ],
+        INDEX_HTML,
+    )
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {

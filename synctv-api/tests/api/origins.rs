@@ -12,6 +12,7 @@ both_backends!(
     foreign_origins_are_refused_and_the_own_origin_passes,
     configured_origins_pass,
     a_star_allows_every_origin,
+    allowed_origins_may_call_the_api_across_origins,
 );
 
 const EVIL: &str = "https://evil.example";
@@ -166,4 +167,43 @@ async fn send(
         .send()
         .await
         .unwrap()
+}
+
+/// The page of one node asks another for a ticket: CORS for the allowed origins only.
+async fn allowed_origins_may_call_the_api_across_origins(backend: Backend) {
+    let peer = "http://node2.example:8080";
+    let app = spawn_app_with(backend, |c| c.server.public_urls = vec![peer.into()]).await;
+    let alice = app.guest("alice").await;
+    for (origin, allowed) in [(peer, true), (EVIL, false)] {
+        let preflight = app
+            .client
+            .request(Method::OPTIONS, app.url("/api/v1/auth/ticket"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization")
+            .send()
+            .await
+            .unwrap();
+        let allow = preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .cloned();
+        assert_eq!(allow.is_some_and(|o| o == origin), allowed, "{origin}");
+        let resp = send(
+            &app,
+            Method::POST,
+            "/api/v1/auth/ticket",
+            &alice.token,
+            origin,
+        )
+        .await;
+        let allow = resp.headers().get("access-control-allow-origin").cloned();
+        if allowed {
+            assert_eq!(resp.status(), StatusCode::CREATED);
+            assert_eq!(allow.unwrap(), origin);
+        } else {
+            assert!(allow.is_none());
+            assert_error(resp, StatusCode::FORBIDDEN, "forbidden").await;
+        }
+    }
 }

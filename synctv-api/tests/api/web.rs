@@ -41,3 +41,56 @@ async fn config_json_lists_public_urls() {
     assert_eq!(config["region"], "eu-west");
     assert_eq!(config["nodes"][0]["region"], "eu-west");
 }
+
+#[tokio::test]
+async fn the_page_carries_its_content_security_policy_and_security_headers() {
+    let app = spawn_app_with(Backend::Sqlite, |c| {
+        c.server.public_urls = vec!["https://b.example".into()]
+    })
+    .await;
+    let resp = app.get("/").await;
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "media-src 'self' http: https: blob:",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "{directive}: {csp}");
+    }
+    let own = format!("ws://127.0.0.1:{}", app.port);
+    assert!(
+        csp.contains(&own) && csp.contains("wss://b.example"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
+    // The page has no inline script or style for the policy to refuse.
+    let html = resp.text().await.unwrap();
+    assert!(!html.contains("<script>") && !html.contains("style="));
+    for path in ["/", "/app.js", "/api/v1/rooms", "/no-such-path"] {
+        let resp = app.get(path).await;
+        let headers = resp.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_page_never_puts_its_token_in_a_url() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let script = app.get("/app.js").await.text().await.unwrap();
+    assert!(
+        script.contains("/ws?ticket="),
+        "the page connects with tickets"
+    );
+    assert!(
+        !script.contains("?token="),
+        "the page puts a token in a URL"
+    );
+    assert!(script.contains("/api/v1/auth/refresh"));
+}
