@@ -7,6 +7,8 @@
 
 mod handlers;
 mod protocol;
+#[cfg(test)]
+mod protocol_props;
 mod session;
 mod upgrade;
 

@@ -10,6 +10,7 @@ mod address_limits;
 mod auth;
 mod cli;
 mod contract;
+mod garbage;
 mod health;
 mod history;
 mod json_bodies;

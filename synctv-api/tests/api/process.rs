@@ -110,6 +110,11 @@ impl SynctvProcess {
         self.child.id() as i32
     }
 
+    /// Whether the process is still running (it has not exited or crashed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// `kill -9`: no drain, no flush.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
