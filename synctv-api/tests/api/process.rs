@@ -111,6 +111,7 @@ impl SynctvProcess {
     }
 
     /// Whether the process is still running (it has not exited or crashed).
+    #[allow(dead_code)] // tests/cluster shares this file and does not use this
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
