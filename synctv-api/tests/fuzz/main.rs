@@ -17,6 +17,12 @@ mod helpers;
 #[allow(dead_code)]
 #[path = "../api/postgres.rs"]
 mod postgres;
+#[allow(dead_code)]
+#[path = "../api/process.rs"]
+mod process;
+#[allow(dead_code)]
+#[path = "../api/wait.rs"]
+mod wait;
 
 mod addresses;
 mod bodies;
