@@ -38,6 +38,26 @@ pub fn parse_stat_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// Busy and total ticks of the whole machine (all cores), from the first line of
+/// /proc/stat: `cpu user nice system idle iowait irq softirq steal ...`. Busy is everything
+/// but idle and iowait.
+pub fn parse_machine_ticks(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    let total: u64 = fields.iter().sum();
+    let idle = fields.get(3)? + fields.get(4)?;
+    Some((total - idle, total))
+}
+
+fn machine_ticks() -> Option<(u64, u64)> {
+    parse_machine_ticks(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
 /// VmRSS in KiB, from the text of /proc/PID/status.
 pub fn parse_status_rss_kib(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -109,6 +129,7 @@ pub struct Probe {
     pids: Vec<String>,
     start: Instant,
     samples: Vec<Option<ProcSample>>,
+    machine: Option<(u64, u64)>,
 }
 
 /// Server and bench usage over one window.
@@ -118,6 +139,12 @@ pub struct WindowUsage {
     pub server_cpu_seconds: f64,
     pub servers: Vec<ProcUsage>,
     pub bench: Option<ProcUsage>,
+    /// Busy time of the whole machine over the window, in percent of all its cores: near
+    /// 100 means the figures are CPU-bound, whoever spent it.
+    pub machine_busy_percent: Option<f64>,
+    /// CPU seconds spent by everything else on the machine (other builds, Redis,
+    /// Postgres unless watched): the load the figures were taken under.
+    pub others_cpu_seconds: Option<f64>,
 }
 
 impl Probe {
@@ -130,6 +157,7 @@ impl Probe {
             pids,
             start: Instant::now(),
             samples,
+            machine: machine_ticks(),
         }
     }
 
@@ -154,11 +182,22 @@ impl Probe {
             .collect();
         let bench = usages.pop().flatten();
         let servers: Vec<ProcUsage> = usages.into_iter().flatten().collect();
+        let server_cpu: f64 = servers.iter().map(|s| s.cpu_seconds).sum();
+        let machine = self.machine.zip(machine_ticks()).and_then(|(a, b)| {
+            let (busy, total) = (b.0.checked_sub(a.0)?, b.1.checked_sub(a.1)?);
+            (total > 0).then_some((busy, total))
+        });
+        let watched = server_cpu + bench.as_ref().map_or(0.0, |b| b.cpu_seconds);
         WindowUsage {
             wall_seconds: crate::report::round3(wall),
-            server_cpu_seconds: crate::report::round3(servers.iter().map(|s| s.cpu_seconds).sum()),
+            server_cpu_seconds: crate::report::round3(server_cpu),
             servers,
             bench,
+            machine_busy_percent: machine
+                .map(|(busy, total)| crate::report::round3(busy as f64 * 100.0 / total as f64)),
+            others_cpu_seconds: machine.map(|(busy, _)| {
+                crate::report::round3((busy as f64 / clock_ticks() - watched).max(0.0))
+            }),
         }
     }
 }
@@ -180,6 +219,13 @@ mod tests {
         let status = "Name:\tsynctv\nVmPeak:\t  9000 kB\nVmRSS:\t   12345 kB\nThreads:\t8\n";
         assert_eq!(parse_status_rss_kib(status), Some(12345));
         assert_eq!(parse_status_rss_kib("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn machine_ticks_leave_out_idle_and_iowait() {
+        let stat = "cpu  100 5 50 1000 20 3 2 0 0 0\ncpu0 50 2 25 500 10 1 1 0 0 0\n";
+        assert_eq!(parse_machine_ticks(stat), Some((160, 1180)));
+        assert_eq!(parse_machine_ticks("intr 1 2 3\n"), None);
     }
 
     #[test]

@@ -163,9 +163,12 @@ mod tests {
                 server_cpu_seconds: 0.0,
                 servers: vec![],
                 bench: None,
+                machine_busy_percent: None,
+                others_cpu_seconds: None,
             },
             deliveries_per_server_cpu_sec: None,
             server_cpu_us_per_delivery: None,
+            bench_cpu_us_per_delivery: None,
         }
     }
 

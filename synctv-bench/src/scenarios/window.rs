@@ -55,6 +55,9 @@ pub struct WindowReport {
     pub deliveries_per_server_cpu_sec: Option<f64>,
     /// Server CPU microseconds spent per delivery (needs `--server-pid`).
     pub server_cpu_us_per_delivery: Option<f64>,
+    /// The bench's own CPU microseconds per delivery: when the bench's CPU plus the
+    /// servers' nears the machine's cores, the bench is (part of) the limit.
+    pub bench_cpu_us_per_delivery: Option<f64>,
 }
 
 /// Run one window over `fleet` (whose connections must all be up) at `spec.rate`.
@@ -124,6 +127,11 @@ pub async fn run(
         .then(|| round3(snap.delivered as f64 / usage.server_cpu_seconds));
     let us_per = (snap.delivered > 0 && !usage.servers.is_empty())
         .then(|| round3(usage.server_cpu_seconds * 1e6 / snap.delivered as f64));
+    let bench_us_per = usage
+        .bench
+        .as_ref()
+        .filter(|_| snap.delivered > 0)
+        .map(|b| round3(b.cpu_seconds * 1e6 / snap.delivered as f64));
     WindowReport {
         target_rate: spec.rate,
         sent_rate: round3(sent_in_window as f64 / spec.duration_secs),
@@ -148,5 +156,6 @@ pub async fn run(
         usage,
         deliveries_per_server_cpu_sec: per_cpu,
         server_cpu_us_per_delivery: us_per,
+        bench_cpu_us_per_delivery: bench_us_per,
     }
 }
