@@ -68,11 +68,36 @@ fn read(path: String) -> Result<String, ProcError> {
     std::fs::read_to_string(&path).map_err(|source| ProcError::Read { path, source })
 }
 
-/// CPU seconds and RSS of one process at one moment.
+/// Voluntary plus involuntary context switches, from the text of /proc/PID/task/TID/status.
+pub fn parse_status_switches(status: &str) -> u64 {
+    status
+        .lines()
+        .filter(|l| {
+            l.starts_with("voluntary_ctxt_switches:")
+                || l.starts_with("nonvoluntary_ctxt_switches:")
+        })
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Context switches of every thread of `pid` so far (threads that ended are not counted).
+fn context_switches(pid: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .map(|status| parse_status_switches(&status))
+        .sum()
+}
+
+/// CPU seconds, RSS and context switches of one process at one moment.
 #[derive(Debug, Clone, Copy)]
 pub struct ProcSample {
     pub cpu_secs: f64,
     pub rss_kib: u64,
+    pub context_switches: u64,
 }
 
 /// `pid` is a number or `self`.
@@ -85,6 +110,7 @@ pub fn sample(pid: &str) -> Result<ProcSample, ProcError> {
     Ok(ProcSample {
         cpu_secs: ticks as f64 / clock_ticks(),
         rss_kib,
+        context_switches: context_switches(pid),
     })
 }
 
@@ -121,6 +147,9 @@ pub struct ProcUsage {
     pub cpu_percent: f64,
     pub rss_start_kib: u64,
     pub rss_end_kib: u64,
+    /// Context switches of all its threads over the window: unlike CPU time, hardly
+    /// changed by what else runs on the machine.
+    pub context_switches: u64,
 }
 
 /// Samples the watched processes (the servers, and the bench itself) at the window start;
@@ -177,6 +206,9 @@ impl Probe {
                     cpu_percent: crate::report::round3(cpu / wall * 100.0),
                     rss_start_kib: before.rss_kib,
                     rss_end_kib: after.rss_kib,
+                    context_switches: after
+                        .context_switches
+                        .saturating_sub(before.context_switches),
                 })
             })
             .collect();
@@ -226,6 +258,13 @@ mod tests {
         let stat = "cpu  100 5 50 1000 20 3 2 0 0 0\ncpu0 50 2 25 500 10 1 1 0 0 0\n";
         assert_eq!(parse_machine_ticks(stat), Some((160, 1180)));
         assert_eq!(parse_machine_ticks("intr 1 2 3\n"), None);
+    }
+
+    #[test]
+    fn switches_add_voluntary_and_involuntary() {
+        let status = "Name:\tx\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n";
+        assert_eq!(parse_status_switches(status), 127);
+        assert_eq!(parse_status_switches("Name:\tx\n"), 0);
     }
 
     #[test]

@@ -136,11 +136,12 @@ async fn run(
             .filter(|(_, l)| **l)
             .map(|(c, _)| c)
             .collect();
+        let batch_len = batch.len();
         let started = Instant::now();
-        let result = db.commit_changes(&batch, now_ms()).await;
+        let result = db.commit_changes(batch, now_ms()).await;
         metrics::histogram!("synctv_history_commit_seconds")
             .record(started.elapsed().as_secs_f64());
-        metrics::histogram!("synctv_history_batch_size").record(batch.len() as f64);
+        metrics::histogram!("synctv_history_batch_size").record(batch_len as f64);
         let live_replies = replies
             .drain(..)
             .zip(live)
@@ -158,7 +159,7 @@ async fn run(
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, changes = batch.len(), "history commit failed");
+                tracing::warn!(error = %e, changes = batch_len, "history commit failed");
                 metrics::counter!("synctv_history_commit_failures_total").increment(1);
                 let error = ClusterError::from(e);
                 for reply in live_replies {

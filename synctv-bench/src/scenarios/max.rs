@@ -169,6 +169,7 @@ mod tests {
             deliveries_per_server_cpu_sec: None,
             server_cpu_us_per_delivery: None,
             bench_cpu_us_per_delivery: None,
+            server_switches_per_delivery: None,
         }
     }
 

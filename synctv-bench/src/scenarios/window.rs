@@ -58,6 +58,8 @@ pub struct WindowReport {
     /// The bench's own CPU microseconds per delivery: when the bench's CPU plus the
     /// servers' nears the machine's cores, the bench is (part of) the limit.
     pub bench_cpu_us_per_delivery: Option<f64>,
+    /// Context switches of the servers' threads per delivery (needs `--server-pid`).
+    pub server_switches_per_delivery: Option<f64>,
 }
 
 /// Run one window over `fleet` (whose connections must all be up) at `spec.rate`.
@@ -132,6 +134,10 @@ pub async fn run(
         .as_ref()
         .filter(|_| snap.delivered > 0)
         .map(|b| round3(b.cpu_seconds * 1e6 / snap.delivered as f64));
+    let switches_per = (snap.delivered > 0 && !usage.servers.is_empty()).then(|| {
+        let switches: u64 = usage.servers.iter().map(|s| s.context_switches).sum();
+        round3(switches as f64 / snap.delivered as f64)
+    });
     WindowReport {
         target_rate: spec.rate,
         sent_rate: round3(sent_in_window as f64 / spec.duration_secs),
@@ -157,5 +163,6 @@ pub async fn run(
         deliveries_per_server_cpu_sec: per_cpu,
         server_cpu_us_per_delivery: us_per,
         bench_cpu_us_per_delivery: bench_us_per,
+        server_switches_per_delivery: switches_per,
     }
 }

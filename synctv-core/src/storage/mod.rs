@@ -5,7 +5,9 @@
 //! its file: [`users`], [`rooms`], [`history`] (reading the log), [`commit`] (the group
 //! commit that appends to it and assigns `seq`), [`settings`], [`credentials`] (WebSocket
 //! tickets and token revocations). [`sqlite_file`] reads a configured `sqlite:` URL the
-//! way the embedded default is read. Where a statement runs: [`hosts`] splits a
+//! way the embedded default is read. The group commit runs on [`sqlite_writer`] (a thread
+//! owning the write connection) for an SQLite file, and through the pool
+//! ([`pooled_commit`]) otherwise. Where a statement runs: [`hosts`] splits a
 //! libpq-style multi-host URL, [`primary`] finds the writable host and moves when it
 //! fails, [`replicas`] picks a streaming replica fresh enough for a read.
 
@@ -13,11 +15,13 @@ mod commit;
 mod credentials;
 mod history;
 mod hosts;
+mod pooled_commit;
 mod primary;
 mod replicas;
 mod rooms;
 mod settings;
 mod sqlite_file;
+mod sqlite_writer;
 mod users;
 
 pub use commit::{ChangeOutcome, CommittedChange, Rejection, RoomChange, RoomChangeKind};
@@ -30,10 +34,12 @@ pub use rooms::{NewRoom, RoomCursor, RoomPage};
 
 use primary::PrimaryLink;
 use replicas::ReplicaSet;
+use sqlite_writer::SqliteWriter;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,6 +80,12 @@ pub enum StorageError {
     NoWritableHost(String),
     #[error("the database did not answer within {QUERY_DEADLINE:?}")]
     Timeout,
+    #[error("sqlite error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot start the sqlite writer thread: {0}")]
+    WriterThread(#[source] std::io::Error),
+    #[error("the sqlite writer has stopped")]
+    WriterStopped,
 }
 
 /// SQLSTATEs that mean "this host cannot take writes now": read-only transaction (a
@@ -85,7 +97,22 @@ fn host_lost_state(code: &str) -> bool {
 impl StorageError {
     /// Whether the database could not be reached (as opposed to refusing a statement).
     pub fn is_unavailable(&self) -> bool {
-        self.means_host_lost() || matches!(self, StorageError::Database(sqlx::Error::PoolClosed))
+        self.means_host_lost()
+            || matches!(
+                self,
+                StorageError::Database(sqlx::Error::PoolClosed) | StorageError::WriterStopped
+            )
+            || matches!(
+                self,
+                StorageError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy
+                        | rusqlite::ErrorCode::DatabaseLocked
+                        | rusqlite::ErrorCode::SystemIoFailure
+                        | rusqlite::ErrorCode::CannotOpen
+                        | rusqlite::ErrorCode::DiskFull
+                )
+            )
     }
 
     /// Whether the host that answered is gone or cannot write: what makes the primary
@@ -114,6 +141,8 @@ pub struct Database {
     primary: Arc<PrimaryLink>,
     replicas: Arc<ReplicaSet>,
     backend: Backend,
+    /// On an SQLite file: the thread that runs the group commits.
+    sqlite_writer: Option<Arc<SqliteWriter>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -200,10 +229,16 @@ impl Database {
             }
         }
         let replicas = ReplicaSet::new(replica_urls, &options)?;
+        // Opened after the pool, which created the file (`mode=rwc`).
+        let sqlite_writer = match writer_file(&url, backend)? {
+            Some(path) => Some(Arc::new(SqliteWriter::open(&path)?)),
+            None => None,
+        };
         Ok(Self {
             primary: Arc::new(primary),
             replicas: Arc::new(replicas),
             backend,
+            sqlite_writer,
         })
     }
 
@@ -254,6 +289,9 @@ impl Database {
     }
 
     pub async fn close(&self) {
+        if let Some(writer) = &self.sqlite_writer {
+            writer.close();
+        }
         self.primary.close().await;
         self.replicas.close().await;
     }
@@ -348,6 +386,22 @@ impl Database {
             Backend::Postgres => " FOR UPDATE",
         }
     }
+}
+
+/// The file the SQLite writer thread opens; `None` for Postgres, for an in-memory
+/// database (which a second connection would not see) and for a read-only one: their
+/// commits go through the pool.
+fn writer_file(url: &str, backend: Backend) -> Result<Option<PathBuf>, StorageError> {
+    if backend != Backend::Sqlite {
+        return Ok(None);
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+    let path = options.get_filename();
+    let own_file = !(url.contains("mode=memory")
+        || url.contains("mode=ro")
+        || path.as_os_str() == ":memory:"
+        || path.to_string_lossy().starts_with("file:"));
+    Ok(own_file.then(|| path.to_path_buf()))
 }
 
 /// Reads a column, turning a type mismatch into [`StorageError::Corrupt`].

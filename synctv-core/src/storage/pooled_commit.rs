@@ -1,0 +1,189 @@
+//! The group commit through the sqlx pool: Postgres (and an in-memory SQLite, which a
+//! second connection could not see).
+//!
+//! The statements do not grow with the batch, because each is a round trip to the
+//! database: one locking read of every room (`FOR UPDATE`, in room id order), then one
+//! statement that appends every event and writes every state (and one update for
+//! archives).
+
+use super::commit::{apply_batch, group_by_room, RoomPosition};
+use super::rooms::state_from_row;
+use super::{column, Backend, ChangeOutcome, Database, RoomChange, StorageError};
+use crate::event::Event;
+use crate::ids::{Epoch, RoomId};
+use sqlx::AnyPool;
+use std::collections::HashMap;
+
+const EVENT_COLUMNS: usize = 8;
+
+impl Database {
+    pub(super) async fn commit_through_pool(
+        &self,
+        pool: AnyPool,
+        changes: &[RoomChange],
+        now_ms: i64,
+    ) -> Result<Vec<ChangeOutcome>, StorageError> {
+        let by_room = group_by_room(changes);
+        let rooms: Vec<&RoomId> = by_room.keys().copied().collect();
+        let mut tx = self.begin_write(&pool).await?;
+        let mut positions = lock_rooms(&mut tx, &rooms, self.lock_clause()).await?;
+        let applied = apply_batch(changes, &by_room, &mut positions, now_ms)?;
+        let events: Vec<&Event> = applied.events().collect();
+        if !events.is_empty() {
+            let touched: Vec<(&RoomId, &RoomPosition)> = applied
+                .changed
+                .iter()
+                .filter_map(|room| positions.get(*room).map(|p| (*room, p)))
+                .collect();
+            write_batch(&mut tx, self.backend(), &events, &touched).await?;
+        }
+        if !applied.archived.is_empty() {
+            let placeholders = placeholders(2, applied.archived.len());
+            let sql = format!("UPDATE rooms SET archived_at = $1 WHERE id IN ({placeholders})");
+            let mut query = sqlx::query(&sql).bind(now_ms);
+            for room in &applied.archived {
+                query = query.bind(room.as_str());
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(applied.outcomes)
+    }
+}
+
+/// `$first, $first+1, ...` for `count` values.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads and locks the state rows of `rooms` (in id order: two nodes never lock in
+/// opposite orders). Unknown rooms are absent from the answer.
+async fn lock_rooms(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    rooms: &[&RoomId],
+    lock: &str,
+) -> Result<HashMap<RoomId, RoomPosition>, StorageError> {
+    let sql = format!(
+        "SELECT s.room_id, s.epoch, s.last_seq, s.media_url, s.media_title, s.playing, s.position, \
+         s.rate, s.updated_at, s.version, r.archived_at FROM room_state s JOIN rooms r ON r.id = s.room_id \
+         WHERE s.room_id IN ({}) ORDER BY s.room_id{lock}",
+        placeholders(1, rooms.len())
+    );
+    let mut query = sqlx::query(&sql);
+    for room in rooms {
+        query = query.bind(room.as_str());
+    }
+    let mut positions = HashMap::with_capacity(rooms.len());
+    for row in query.fetch_all(&mut **tx).await? {
+        positions.insert(
+            RoomId::from(column::<String>(&row, "room_id")?),
+            RoomPosition {
+                epoch: Epoch::from(column::<String>(&row, "epoch")?),
+                last_seq: column(&row, "last_seq")?,
+                state: state_from_row(&row)?,
+                archived: column::<Option<i64>>(&row, "archived_at")?.is_some(),
+            },
+        );
+    }
+    Ok(positions)
+}
+
+const STATE_COLUMNS: usize = 10;
+const STATE_COLUMN_NAMES: &str = "room_id, epoch, last_seq, media_url, media_title, playing, \
+    position, rate, updated_at, version";
+const STATE_UPSERT: &str = "ON CONFLICT (room_id) DO UPDATE SET last_seq = excluded.last_seq, \
+    media_url = excluded.media_url, media_title = excluded.media_title, \
+    playing = excluded.playing, position = excluded.position, rate = excluded.rate, \
+    updated_at = excluded.updated_at, version = excluded.version";
+const EVENT_COLUMN_NAMES: &str =
+    "room_id, seq, epoch, kind, by_user_id, by_name, data, server_time";
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Appends `events` and writes the new state of `rooms`. On Postgres in one statement
+/// (the insert is a data-modifying `WITH`, which always runs to completion): one round
+/// trip fewer per batch. SQLite has no such `WITH`, so it takes two.
+async fn write_batch(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    events: &[&Event],
+    rooms: &[(&RoomId, &RoomPosition)],
+) -> Result<(), StorageError> {
+    // A few hundred rows at most (history.max_batch), far below Postgres's bind limit.
+    let insert = format!(
+        "INSERT INTO room_events ({EVENT_COLUMN_NAMES}) VALUES {}",
+        rows(1, EVENT_COLUMNS, events.len())
+    );
+    let first_state = 1 + events.len() * EVENT_COLUMNS;
+    match backend {
+        Backend::Postgres => {
+            let sql = format!(
+                "WITH appended AS ({insert}) INSERT INTO room_state ({STATE_COLUMN_NAMES}) \
+                 VALUES {} {STATE_UPSERT}",
+                rows(first_state, STATE_COLUMNS, rooms.len())
+            );
+            let query = bind_states(bind_events(sqlx::query(&sql), events), rooms);
+            query.execute(&mut **tx).await?;
+        }
+        Backend::Sqlite => {
+            bind_events(sqlx::query(&insert), events)
+                .execute(&mut **tx)
+                .await?;
+            let sql = format!(
+                "INSERT INTO room_state ({STATE_COLUMN_NAMES}) VALUES {} {STATE_UPSERT}",
+                rows(1, STATE_COLUMNS, rooms.len())
+            );
+            bind_states(sqlx::query(&sql), rooms)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// `($first, ...), (...)`: `count` rows of `columns` placeholders.
+fn rows(first: usize, columns: usize, count: usize) -> String {
+    (0..count)
+        .map(|i| format!("({})", placeholders(first + i * columns, columns)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn bind_events<'q>(mut query: AnyQuery<'q>, events: &[&'q Event]) -> AnyQuery<'q> {
+    for e in events {
+        query = query
+            .bind(e.room.as_str())
+            .bind(e.seq)
+            .bind(e.epoch.as_str())
+            .bind(e.kind.as_str())
+            .bind(e.by.as_ref().map(|b| b.user_id.as_str()))
+            .bind(e.by.as_ref().map(|b| b.name.as_str()))
+            .bind(e.data.to_string())
+            .bind(e.server_time);
+    }
+    query
+}
+
+fn bind_states<'q>(
+    mut query: AnyQuery<'q>,
+    rooms: &[(&'q RoomId, &'q RoomPosition)],
+) -> AnyQuery<'q> {
+    for (room, p) in rooms {
+        let media = p.state.media.as_ref();
+        query = query
+            .bind(room.as_str())
+            .bind(p.epoch.as_str())
+            .bind(p.last_seq)
+            .bind(media.map(|m| m.url.as_str()))
+            .bind(media.and_then(|m| m.title.as_deref()))
+            .bind(i64::from(p.state.playing))
+            .bind(p.state.position)
+            .bind(p.state.rate)
+            .bind(p.state.updated_at)
+            .bind(p.state.version);
+    }
+    query
+}
