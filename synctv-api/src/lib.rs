@@ -14,6 +14,7 @@
 //!   them within seconds, and the watches that close their WebSockets.
 //! - [`guard`]: the Origin rule, trusted proxies and client addresses, per-address
 //!   limits, and credentials redacted from logged URLs.
+//! - [`refusal`]: what the API refuses, counted in `synctv_refusals_total`.
 //! - [`shutdown`]: the drain signal every task watches.
 //! - [`node`]: this node's id and the file-descriptor ceiling on connections.
 //! - [`telemetry`]: tracing setup, text or JSON lines, the node id on every line.
@@ -24,6 +25,7 @@ pub mod guard;
 pub mod http;
 pub mod metrics;
 pub mod node;
+pub mod refusal;
 pub mod revocation;
 pub mod shutdown;
 pub mod startup;

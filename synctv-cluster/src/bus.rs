@@ -11,6 +11,7 @@
 
 use crate::background::BackgroundTasks;
 use crate::catch_up::CatchUp;
+use crate::deduplicator::Deduplicator;
 use crate::error::ClusterError;
 use crate::hub::RoomMessageHub;
 use crate::nats::{NatsBus, NatsError};
@@ -56,23 +57,28 @@ pub struct RedisBus {
 
 impl Bus {
     /// The bus `config` names (Redis or NATS; the configuration allows one at most),
-    /// started on `tasks`; `None` for a single node.
+    /// started on `tasks`; `None` for a single node. `dedup` is the node's deduplicator
+    /// (present exactly when a bus is configured).
     pub async fn start(
         config: &Config,
         node_id: &str,
         hub: Arc<RoomMessageHub>,
         catch_up: CatchUp,
+        dedup: Option<Arc<Deduplicator>>,
         tasks: &BackgroundTasks,
     ) -> Result<Option<Bus>, ClusterError> {
+        let Some(dedup) = dedup else {
+            return Ok(None);
+        };
         let heartbeat = Duration::from_secs(config.cluster.heartbeat_secs);
         if let Some(url) = &config.redis.url {
             let layer = RedisLayer::start(
                 url,
                 config.redis.cluster_mode,
                 &config.redis.key_prefix,
-                node_id,
                 hub,
                 catch_up,
+                dedup,
                 tasks,
             )
             .await
@@ -91,6 +97,7 @@ impl Bus {
                 heartbeat,
                 hub,
                 catch_up,
+                dedup,
                 tasks,
             )
             .await
@@ -121,11 +128,11 @@ impl Bus {
 
     // Events.
 
-    /// Queues a committed event for the other nodes; never waits.
-    pub fn publish(&self, room: RoomId, frame: Bytes) {
+    /// Queues a committed event (seq `seq` of `room`) for the other nodes; never waits.
+    pub fn publish(&self, room: &RoomId, seq: i64, frame: Bytes) {
         match self {
-            Bus::Redis(r) => r.layer.publish(room, frame),
-            Bus::Nats(n) => n.publish(room, frame),
+            Bus::Redis(r) => r.layer.publish(room, seq, frame),
+            Bus::Nats(n) => n.publish(room.clone(), frame),
         }
     }
 

@@ -7,15 +7,15 @@
 //! read from it and applied in order; if too many are missing, members get `resync`.
 
 use crate::background::BackgroundTasks;
-use crate::hub::{Delivery, PublishOutcome, RoomMessageHub};
-use bytes::Bytes;
-use serde_json::json;
+use crate::deduplicator::Deduplicator;
+use crate::delivery::{encode_event, Delivery};
+use crate::hub::{PublishOutcome, RoomMessageHub};
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use synctv_core::clock::now_ms;
-use synctv_core::storage::Database;
-use synctv_core::{Event, EventKind, PlaybackState, RoomId};
+use synctv_core::storage::{Database, StorageError};
+use synctv_core::{Event, RoomId};
 use tokio::sync::mpsc;
 
 /// The most events replayed into a room at once; further behind, members get `resync`.
@@ -23,143 +23,129 @@ const MAX_REPLAY: i64 = 1000;
 /// How long a gap may wait for Redis to fill it before the history is read.
 const GAP_GRACE: Duration = Duration::from_millis(150);
 
-/// Builds the hub's delivery for an event that was committed elsewhere (or read back).
-pub fn delivery_of(event: &Event, frame: Bytes) -> Delivery {
-    let state = match event.kind {
-        EventKind::Playback | EventKind::Media => {
-            serde_json::from_value::<PlaybackState>(event.data["state"].clone())
-                .ok()
-                .map(Arc::new)
-        }
-        _ => None,
-    };
-    Delivery {
-        room: event.room.clone(),
-        epoch: event.epoch.clone(),
-        seq: event.seq,
-        state,
-        frame,
-        closes_room: event.kind == EventKind::RoomArchived,
-        accepted: Instant::now(),
-    }
-}
-
-/// The `resync` notice: not part of the history, so it carries no `seq` of its own.
-pub fn resync_frame(room: &RoomId, epoch: &str, state: &PlaybackState, seq: i64) -> Bytes {
-    let notice = json!({
-        "type": "event", "room": room, "epoch": epoch, "kind": "resync", "by": null,
-        "data": {"state": state, "seq": seq}, "server_time": now_ms(),
-    });
-    Bytes::from(notice.to_string())
-}
-
-/// Requests catch-up of rooms; cheap to clone.
+/// Catches rooms up, now (`fill`) or soon (`request`, batched on the catch-up task).
+/// Cheap to clone.
 #[derive(Clone)]
 pub struct CatchUp {
+    db: Database,
+    hub: Arc<RoomMessageHub>,
+    /// Cluster mode: events applied from the history are marked seen, so their late
+    /// copies from Redis are dropped before they are decoded.
+    dedup: Option<Arc<Deduplicator>>,
     requests: mpsc::UnboundedSender<RoomId>,
 }
 
 impl CatchUp {
-    pub fn spawn(db: Database, hub: Arc<RoomMessageHub>, tasks: &BackgroundTasks) -> Self {
+    /// Starts the catch-up task on `tasks`.
+    pub fn spawn(
+        db: Database,
+        hub: Arc<RoomMessageHub>,
+        dedup: Option<Arc<Deduplicator>>,
+        tasks: &BackgroundTasks,
+    ) -> Self {
         let (requests, rx) = mpsc::unbounded_channel();
+        let catch_up = Self {
+            db,
+            hub,
+            dedup,
+            requests,
+        };
+        let worker = catch_up.clone();
         tasks.spawn(|stop| async move {
-            stop.run_until_cancelled(run(db, hub, rx)).await;
+            stop.run_until_cancelled(worker.run(rx)).await;
         });
-        Self { requests }
+        catch_up
     }
 
+    /// Asks for `room` to be caught up soon (after a short grace for Redis to fill it).
     pub fn request(&self, room: RoomId) {
+        // Fails only once the task has stopped, when nothing needs catching up anymore.
         let _ = self.requests.send(room);
     }
-}
 
-async fn run(db: Database, hub: Arc<RoomMessageHub>, mut rx: mpsc::UnboundedReceiver<RoomId>) {
-    while let Some(first) = rx.recv().await {
-        tokio::time::sleep(GAP_GRACE).await;
-        let mut rooms = HashSet::from([first]);
-        while let Ok(room) = rx.try_recv() {
-            rooms.insert(room);
-        }
-        for room in rooms {
-            if let Err(e) = fill(&db, &hub, &room).await {
-                tracing::warn!(room = %room, error = %e, "catch-up from the history failed");
+    async fn run(self, mut rx: mpsc::UnboundedReceiver<RoomId>) {
+        while let Some(first) = rx.recv().await {
+            tokio::time::sleep(GAP_GRACE).await;
+            let mut rooms = HashSet::from([first]);
+            while let Ok(room) = rx.try_recv() {
+                rooms.insert(room);
             }
-        }
-    }
-}
-
-/// Applies the events the database holds past what this node applied.
-pub async fn fill(
-    db: &Database,
-    hub: &RoomMessageHub,
-    room: &RoomId,
-) -> Result<(), synctv_core::storage::StorageError> {
-    let Some((_, applied, _)) = hub.position(room) else {
-        return Ok(());
-    };
-    let Some((epoch, last_seq, state)) = db.room_position(room).await? else {
-        return Ok(());
-    };
-    if last_seq <= applied {
-        return Ok(());
-    }
-    if last_seq - applied > MAX_REPLAY {
-        let epoch_text = epoch.as_str().to_owned();
-        hub.resync(room, epoch, last_seq, state, |state, seq| {
-            resync_frame(room, &epoch_text, state, seq)
-        });
-        return Ok(());
-    }
-    let events = db
-        .events_between(room, applied, Some(last_seq), MAX_REPLAY)
-        .await?;
-    metrics::counter!("synctv_catch_up_events_total").increment(events.len() as u64);
-    for event in events {
-        let Ok(json) = serde_json::to_vec(&event) else {
-            continue;
-        };
-        if let PublishOutcome::Gap { after, before } =
-            hub.publish(delivery_of(&event, Bytes::from(json)))
-        {
-            tracing::warn!(room = %room, after, before, "the history itself has a gap");
-        }
-    }
-    Ok(())
-}
-
-/// In cluster mode: every `every`, asks the database where each room with members here
-/// stands and catches up the ones that are behind (a lost publish, an outage).
-pub fn spawn_reconciler(
-    db: Database,
-    hub: Arc<RoomMessageHub>,
-    catch_up: CatchUp,
-    every: Duration,
-    tasks: &BackgroundTasks,
-) {
-    tasks.every(every, move || {
-        let (db, hub, catch_up) = (db.clone(), hub.clone(), catch_up.clone());
-        async move { reconcile(&db, &hub, &catch_up).await }
-    });
-}
-
-async fn reconcile(db: &Database, hub: &RoomMessageHub, catch_up: &CatchUp) {
-    let rooms = hub.member_rooms();
-    if rooms.is_empty() {
-        return;
-    }
-    let ids: Vec<RoomId> = rooms.iter().map(|(id, _)| id.clone()).collect();
-    match db.last_seqs(&ids).await {
-        Ok(positions) => {
-            for (room, db_seq) in positions {
-                let applied = rooms
-                    .iter()
-                    .find(|(id, _)| *id == room)
-                    .map_or(0, |(_, s)| *s);
-                if db_seq > applied || hub.has_gap(&room) {
-                    catch_up.request(room);
+            for room in rooms {
+                if let Err(e) = self.fill(&room).await {
+                    tracing::warn!(room = %room, error = %e, "catch-up from the history failed");
                 }
             }
         }
-        Err(e) => tracing::debug!(error = %e, "reconcile skipped: database unavailable"),
+    }
+
+    /// Applies the events the database holds past what this node applied.
+    pub async fn fill(&self, room: &RoomId) -> Result<(), StorageError> {
+        let Some((_, applied, _)) = self.hub.position(room) else {
+            return Ok(());
+        };
+        let Some((epoch, last_seq, state)) = self.db.room_position(room).await? else {
+            return Ok(());
+        };
+        if last_seq <= applied {
+            return Ok(());
+        }
+        if last_seq - applied > MAX_REPLAY {
+            let notice = Event::resync(room.clone(), epoch.clone(), &state, last_seq, now_ms());
+            if let Some(notice) = encode_event(&notice) {
+                self.hub.resync(room, epoch, last_seq, state, notice);
+            }
+            return Ok(());
+        }
+        let events = self
+            .db
+            .events_between(room, applied, Some(last_seq), MAX_REPLAY)
+            .await?;
+        metrics::counter!("synctv_catch_up_events_total").increment(events.len() as u64);
+        for event in events {
+            let Some(frame) = encode_event(&event) else {
+                continue;
+            };
+            if let Some(dedup) = &self.dedup {
+                dedup.mark(room, event.seq);
+            }
+            if let PublishOutcome::Gap { after, before } =
+                self.hub.publish(Delivery::of(&event, frame))
+            {
+                tracing::warn!(room = %room, after, before, "the history itself has a gap");
+            }
+        }
+        Ok(())
+    }
+
+    /// In cluster mode: every `every`, asks the database where each room with members
+    /// here stands and catches up the ones that are behind (a lost publish, an outage).
+    pub fn spawn_reconciler(&self, every: Duration, tasks: &BackgroundTasks) {
+        let catch_up = self.clone();
+        tasks.every(every, move || {
+            let catch_up = catch_up.clone();
+            async move { catch_up.reconcile().await }
+        });
+    }
+
+    async fn reconcile(&self) {
+        let rooms = self.hub.member_rooms();
+        if rooms.is_empty() {
+            return;
+        }
+        let ids: Vec<RoomId> = rooms.iter().map(|(id, _)| id.clone()).collect();
+        match self.db.last_seqs(&ids).await {
+            Ok(positions) => {
+                for (room, db_seq) in positions {
+                    let applied = rooms
+                        .iter()
+                        .find(|(id, _)| *id == room)
+                        .map_or(0, |(_, s)| *s);
+                    if db_seq > applied || self.hub.has_gap(&room) {
+                        self.request(room);
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "reconcile skipped: database unavailable"),
+        }
     }
 }

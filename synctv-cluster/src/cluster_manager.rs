@@ -1,27 +1,28 @@
-//! `ClusterManager`: the one interface the API uses to change rooms and to make a
-//! connection a member of one. It hides whether this node runs alone or in a cluster.
+//! `ClusterManager`: the cluster layer's front door. The API changes rooms (`submit`,
+//! `enqueue`), makes connections members of them (`join`, in join.rs; `leave`), and reads
+//! presence and the node list through it; it hides whether this node runs alone or in a
+//! cluster, and owns every background task the node runs.
 //!
-//! Data path: `submit` -> `HistoryWriter` (group commit, seq assigned by the database)
+//! Data path: `enqueue` -> `HistoryWriter` (group commit, seq assigned by the database)
 //! -> `FanOut` -> `RoomMessageHub` -> each member's `Outbox`.
 
 use crate::background::BackgroundTasks;
 use crate::bus::{Bus, BusStatus};
-use crate::catch_up::{self, CatchUp};
-use crate::connection_manager::{ConnectionManager, Refusal};
+use crate::catch_up::CatchUp;
+use crate::connection_manager::ConnectionManager;
+use crate::deduplicator::Deduplicator;
 use crate::error::ClusterError;
 use crate::fan_out::FanOut;
 use crate::history_writer::{HistoryWriter, PendingCommit};
-use crate::hub::{ConnectionId, JoinView, RecoveryRequest, RoomMessageHub, SubscribeOutcome};
+use crate::hub::{ConnectionId, RoomMessageHub};
 use crate::membership::Membership;
 use crate::node_registry::{NodeInfo, ThisNode};
 use crate::outbox::Outbox;
-use crate::presence::Arrival;
 use crate::presence_book::PresenceBook;
-use bytes::Bytes;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use synctv_core::storage::{ChangeOutcome, Database, RoomChange, RoomChangeKind};
-use synctv_core::{Actor, Config, Epoch, RoomId, UserId};
+use synctv_core::{Actor, Config, RoomId, UserId};
 use tokio::task::JoinHandle;
 
 /// One member connection, as the cluster layer knows it.
@@ -32,32 +33,26 @@ pub struct Member {
     pub outbox: Outbox,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum JoinError {
-    #[error("no such room")]
-    NotFound,
-    #[error("the room is full")]
-    RoomFull,
-    #[error(transparent)]
-    Cluster(#[from] ClusterError),
-}
-
 /// How often room channels without members or events are dropped, and after how long.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 /// How often the read replicas are asked where they are, so their lag metrics move
 /// without traffic (reads and `/ready` refresh them too).
 const REPLICA_CHECK_EVERY: Duration = Duration::from_secs(2);
 const SWEEP_IDLE: Duration = Duration::from_secs(60);
+/// `(room, seq)` pairs the deduplicator remembers.
+const DEDUP_CAPACITY: usize = 65_536;
 
 pub struct ClusterManager {
     this_node: Arc<ThisNode>,
-    db: Database,
-    hub: Arc<RoomMessageHub>,
+    pub(crate) db: Database,
+    pub(crate) hub: Arc<RoomMessageHub>,
+    pub(crate) catch_up: CatchUp,
     writer: HistoryWriter,
     writer_task: Mutex<Option<JoinHandle<()>>>,
-    presence: Arc<PresenceBook>,
+    pub(crate) presence: Arc<PresenceBook>,
     /// Cluster mode only.
-    membership: Option<Arc<Membership>>,
+    pub(crate) membership: Option<Arc<Membership>>,
+    pub(crate) max_recovery_events: i64,
     /// Every task this node started; stopped by `shutdown`, or cancelled on drop.
     tasks: BackgroundTasks,
 }
@@ -79,22 +74,32 @@ impl ClusterManager {
             history.recent_events,
             history.max_recovery_events,
         ));
-        let catch_up = CatchUp::spawn(db.clone(), hub.clone(), &tasks);
-        let bus_slot = Arc::new(OnceLock::new());
-        let fan_out = FanOut {
-            hub: hub.clone(),
-            catch_up: catch_up.clone(),
-            bus: bus_slot.clone(),
-        };
-        let (writer, writer_task) =
-            HistoryWriter::spawn(db.clone(), fan_out, history.max_batch, &tasks);
-        let bus = match Bus::start(config, &node_id, hub.clone(), catch_up.clone(), &tasks).await {
+        let dedup = (config.redis.url.is_some() || config.nats.url.is_some())
+            .then(|| Arc::new(Deduplicator::new(DEDUP_CAPACITY)));
+        let catch_up = CatchUp::spawn(db.clone(), hub.clone(), dedup.clone(), &tasks);
+        let bus = match Bus::start(
+            config,
+            &node_id,
+            hub.clone(),
+            catch_up.clone(),
+            dedup,
+            &tasks,
+        )
+        .await
+        {
             Ok(bus) => bus.map(Arc::new),
             Err(e) => {
                 tasks.stop().await;
                 return Err(e);
             }
         };
+        let fan_out = FanOut {
+            hub: hub.clone(),
+            catch_up: catch_up.clone(),
+            bus: bus.clone(),
+        };
+        let (writer, writer_task) =
+            HistoryWriter::spawn(db.clone(), fan_out, history.max_batch, &tasks);
         let this_node = Arc::new(ThisNode {
             node_id,
             address,
@@ -104,9 +109,6 @@ impl ClusterManager {
         });
         let presence = Arc::new(PresenceBook::new(bus.clone(), config.limits.per_room));
         let membership = bus.map(|bus| {
-            let _ = bus_slot.set(bus.clone());
-            let reconcile = Duration::from_secs(config.cluster.reconcile_secs);
-            catch_up::spawn_reconciler(db.clone(), hub.clone(), catch_up, reconcile, &tasks);
             Arc::new(Membership::new(
                 bus,
                 this_node.clone(),
@@ -117,6 +119,7 @@ impl ClusterManager {
             ))
         });
         if let Some(membership) = &membership {
+            catch_up.spawn_reconciler(Duration::from_secs(config.cluster.reconcile_secs), &tasks);
             // A previous run under this node id left presence behind: clean it up now.
             membership.reap_node(&this_node.node_id).await;
             let round = membership.clone();
@@ -142,10 +145,12 @@ impl ClusterManager {
             this_node,
             db,
             hub,
+            catch_up,
             writer,
             writer_task: Mutex::new(Some(writer_task)),
             presence,
             membership,
+            max_recovery_events: i64::try_from(history.max_recovery_events).unwrap_or(i64::MAX),
             tasks,
         }))
     }
@@ -168,128 +173,14 @@ impl ClusterManager {
         self.writer.enqueue(change).await
     }
 
-    /// Makes `member` a member of `room` and queues its `joined` frame, built by
-    /// `make_joined` from the room's position and the members present.
-    pub async fn join(
-        &self,
-        member: &Member,
-        room: &RoomId,
-        recover: Option<(Epoch, i64)>,
-        make_joined: impl Fn(JoinView<'_>, &[Actor]) -> Bytes,
-    ) -> Result<bool, JoinError> {
-        match self.presence.arrive(room, &member.actor).await {
-            Arrival::Full => {
-                Refusal::RoomFull.record();
-                return Err(JoinError::RoomFull);
-            }
-            Arrival::First => {
-                let change = RoomChange {
-                    room: room.clone(),
-                    by: Some(member.actor.clone()),
-                    kind: RoomChangeKind::MemberJoined(member.actor.clone()),
-                };
-                match self.submit(change).await {
-                    Ok(ChangeOutcome::Committed(_)) => {}
-                    Ok(ChangeOutcome::Rejected(_)) => {
-                        self.depart_presence(room, &member.actor.user_id).await;
-                        return Err(JoinError::NotFound);
-                    }
-                    Err(e) => {
-                        self.depart_presence(room, &member.actor.user_id).await;
-                        return Err(e.into());
-                    }
-                }
-            }
-            Arrival::Again => {}
-        }
-        match self.subscribe(member, room, recover, &make_joined).await {
-            Ok(recovered) => Ok(recovered),
-            Err(e) => {
-                self.depart(member, room).await;
-                Err(e)
-            }
-        }
-    }
-
-    /// Queues a fresh `joined` for a connection that is already a member (a repeated
-    /// `join`), recovering from `recover` if asked; presence is unchanged.
-    pub async fn subscribe(
-        &self,
-        member: &Member,
-        room: &RoomId,
-        recover: Option<(Epoch, i64)>,
-        make_joined: &impl Fn(JoinView<'_>, &[Actor]) -> Bytes,
-    ) -> Result<bool, JoinError> {
-        // Listen to the room's channel before reading its position, so that nothing
-        // committed elsewhere falls between the two.
-        if let Some(membership) = &self.membership {
-            membership.bus.subscribe_room(room).await;
-        }
-        let members = self.presence.members(room).await;
-        let mut history: Vec<(i64, Bytes)> = Vec::new();
-        // Another node may have delivered events this one has not applied yet (a publish
-        // in flight, or lost with a dead node): catch up from the history once.
-        let mut may_be_behind = self.membership.is_some();
-        // Each retry has more at hand; a handful covers any race with live publishes.
-        for _ in 0..8 {
-            let recover_ref = recover.as_ref().map(|(e, s)| (e, *s));
-            let outcome = self.hub.subscribe(
-                room,
-                member.conn,
-                &member.outbox,
-                RecoveryRequest {
-                    recover: recover_ref,
-                    history: &history,
-                    may_be_behind,
-                },
-                |view| make_joined(view, &members),
-            );
-            match outcome {
-                SubscribeOutcome::Subscribed { recovered, .. } => return Ok(recovered),
-                SubscribeOutcome::NoChannel => {
-                    let (epoch, last_seq, state) = self
-                        .db
-                        .room_position(room)
-                        .await
-                        .map_err(ClusterError::from)?
-                        .ok_or(JoinError::NotFound)?;
-                    self.hub.open(room, epoch, last_seq, state);
-                }
-                SubscribeOutcome::Behind => {
-                    may_be_behind = false;
-                    catch_up::fill(&self.db, &self.hub, room)
-                        .await
-                        .map_err(ClusterError::from)?;
-                }
-                SubscribeOutcome::NeedHistory { after, up_to } => {
-                    let events = self
-                        .db
-                        .events_between(room, after, Some(up_to), up_to - after)
-                        .await
-                        .map_err(ClusterError::from)?;
-                    history = events
-                        .iter()
-                        .filter_map(|e| {
-                            serde_json::to_vec(e)
-                                .ok()
-                                .map(|json| (e.seq, Bytes::from(json)))
-                        })
-                        .collect();
-                }
-            }
-        }
-        Err(JoinError::Cluster(ClusterError::Timeout))
-    }
-
     /// Ends `member`'s membership of `room`; the user's last connection there produces
-    /// `member_left`.
-    pub async fn leave(&self, member: &Member, room: &RoomId) -> Result<(), ClusterError> {
+    /// `member_left` (a failure to record it is logged: the member is gone either way).
+    pub async fn leave(&self, member: &Member, room: &RoomId) {
         self.hub.unsubscribe(room, member.conn);
         self.depart(member, room).await;
-        Ok(())
     }
 
-    async fn depart(&self, member: &Member, room: &RoomId) {
+    pub(crate) async fn depart(&self, member: &Member, room: &RoomId) {
         if self.depart_presence(room, &member.actor.user_id).await {
             let change = RoomChange {
                 room: room.clone(),
@@ -310,7 +201,7 @@ impl ClusterManager {
 
     /// Counts a departure; `true` when it was the user's last connection in the room.
     /// The room's channel is dropped when no member is left on this node.
-    async fn depart_presence(&self, room: &RoomId, user: &UserId) -> bool {
+    pub(crate) async fn depart_presence(&self, room: &RoomId, user: &UserId) -> bool {
         let departure = self.presence.depart(room, user).await;
         if departure.room_empty_here {
             if let Some(membership) = &self.membership {

@@ -1,5 +1,5 @@
-//! `ConnectionManager`: admission of WebSocket connections on this node, and the refusal
-//! counters every limit reports to `/metrics`.
+//! `ConnectionManager`: admission of WebSocket connections on this node (per user, per
+//! node), and [`Refusal`], what the cluster layer refuses.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -9,19 +9,13 @@ use synctv_core::UserId;
 
 use crate::hub::ConnectionId;
 
-/// Why something was refused; the label of `synctv_refusals_total`.
+/// What the cluster layer refuses; the `reason` label of `synctv_refusals_total` (the
+/// API counts its own refusals under the same metric with its own labels).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
     TooManyForUser,
     NodeFull,
-    Draining,
-    RateLimited,
-    TooLarge,
-    TooManyRooms,
     RoomFull,
-    IdleTimeout,
-    MaxDuration,
-    BadToken,
 }
 
 impl Refusal {
@@ -29,14 +23,7 @@ impl Refusal {
         match self {
             Refusal::TooManyForUser => "too_many_for_user",
             Refusal::NodeFull => "node_full",
-            Refusal::Draining => "draining",
-            Refusal::RateLimited => "rate_limited",
-            Refusal::TooLarge => "too_large",
-            Refusal::TooManyRooms => "too_many_rooms",
             Refusal::RoomFull => "room_full",
-            Refusal::IdleTimeout => "idle_timeout",
-            Refusal::MaxDuration => "max_duration",
-            Refusal::BadToken => "bad_token",
         }
     }
 

@@ -1,6 +1,10 @@
-//! `Deduplicator`: a bounded LRU of recently seen `(room, seq)` pairs. It drops a node's
-//! own echoes from Redis and the overlap between live pub/sub and catch-up from the
-//! history, before any decoding beyond the header.
+//! `Deduplicator`: a bounded LRU of the `(room, seq)` pairs this node has seen, in front
+//! of the hub in cluster mode. The node's own events are marked when published, events
+//! applied from the history when caught up, and Redis messages when first received; a
+//! Redis message whose pair was seen (the echo of this node's own publish, an event that
+//! catch-up applied first, a repeat) is dropped after reading its seq header and before
+//! its event is decoded. It saves work, not correctness: an evicted pair only means the
+//! copy is decoded and the hub's seq check drops it.
 
 use lru::LruCache;
 use std::num::NonZeroUsize;
@@ -17,6 +21,12 @@ impl Deduplicator {
         Self {
             seen: Mutex::new(LruCache::new(capacity)),
         }
+    }
+
+    /// Records `(room, seq)` as seen (an event this node published or caught up).
+    pub fn mark(&self, room: &RoomId, seq: i64) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.put((room.clone(), seq), ());
     }
 
     /// `true` the first time `(room, seq)` is offered; `false` (and a metric) after.

@@ -6,6 +6,7 @@
 //! `joined` frame and adds the member under the room's lock, so a member sees every event
 //! after `joined.seq` exactly once, whatever is published meanwhile.
 
+use crate::delivery::Delivery;
 use crate::outbox::{Outbound, Outbox};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -19,21 +20,6 @@ pub const MAX_RECOVERY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Identifies one WebSocket connection on this node.
 pub type ConnectionId = u64;
-
-/// A committed event, ready to fan out: encoded once, with the state right after it.
-#[derive(Clone, Debug)]
-pub struct Delivery {
-    pub room: RoomId,
-    pub epoch: Epoch,
-    pub seq: i64,
-    /// The state right after the event; `None` for kinds that leave it unchanged.
-    pub state: Option<Arc<PlaybackState>>,
-    /// The event's JSON text, shared by every member's queue.
-    pub frame: Bytes,
-    /// A `room_archived` event: members are removed after it.
-    pub closes_room: bool,
-    pub accepted: Instant,
-}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum PublishOutcome {
@@ -63,21 +49,23 @@ pub struct JoinView<'a> {
 pub struct RecoveryRequest<'a> {
     /// The client's last epoch and seq, if it asked to recover.
     pub recover: Option<(&'a Epoch, i64)>,
-    /// Events fetched from the durable history after a `NeedHistory`.
+    /// Events read from the durable history after a `NeedHistory` (oldest first, encoded).
     pub history: &'a [(i64, Bytes)],
-    /// Answer `Behind` (rather than "never reached") for a seq past this node's.
-    pub may_be_behind: bool,
 }
 
 pub enum SubscribeOutcome {
     /// `joined` is queued and the member receives every later event.
     Subscribed { seq: i64, recovered: bool },
-    /// This node holds no channel for the room: open one from the database, then retry.
-    NoChannel,
-    /// Recovery needs events `after < seq <= up_to` from the durable history: retry with them.
-    NeedHistory { after: i64, up_to: i64 },
-    /// The client has seen events this node has not applied yet: catch up, then retry.
-    Behind,
+    /// Recovery needs the events after `after` that the recent ring no longer holds:
+    /// read them from the durable history and subscribe again with them.
+    NeedHistory { after: i64 },
+}
+
+/// A room's channel held open for a join: the sweeper leaves it alone while held, so the
+/// join reads the database, catches up and subscribes on the one channel.
+pub struct HeldChannel<'a> {
+    hub: &'a RoomMessageHub,
+    channel: Arc<Mutex<RoomChannel>>,
 }
 
 struct RoomChannel {
@@ -88,6 +76,8 @@ struct RoomChannel {
     recent: VecDeque<(i64, Bytes)>,
     pending: BTreeMap<i64, Delivery>,
     touched: Instant,
+    /// Joins in progress holding the channel; it is not swept while any are.
+    joining: usize,
 }
 
 pub struct RoomMessageHub {
@@ -114,9 +104,23 @@ impl RoomMessageHub {
         lock(&self.rooms).get(room).cloned()
     }
 
-    /// Opens the room's channel at a position read from the database, unless it is open.
-    pub fn open(&self, room: &RoomId, epoch: Epoch, last_seq: i64, state: PlaybackState) {
-        lock(&self.rooms).entry(room.clone()).or_insert_with(|| {
+    /// The room's channel, held for a join; `None` when this node has none open.
+    pub fn hold(&self, room: &RoomId) -> Option<HeldChannel<'_>> {
+        let rooms = lock(&self.rooms);
+        rooms.get(room).map(|channel| self.held(channel.clone()))
+    }
+
+    /// Opens the room's channel at a position read from the database (unless another
+    /// path opened it meanwhile), and holds it for a join.
+    pub fn open(
+        &self,
+        room: &RoomId,
+        epoch: Epoch,
+        last_seq: i64,
+        state: PlaybackState,
+    ) -> HeldChannel<'_> {
+        let mut rooms = lock(&self.rooms);
+        let channel = rooms.entry(room.clone()).or_insert_with(|| {
             Arc::new(Mutex::new(RoomChannel {
                 epoch,
                 last_seq,
@@ -125,8 +129,16 @@ impl RoomMessageHub {
                 recent: VecDeque::new(),
                 pending: BTreeMap::new(),
                 touched: Instant::now(),
+                joining: 0,
             }))
         });
+        self.held(channel.clone())
+    }
+
+    /// Called with the hub's map locked, so the sweeper cannot remove the channel first.
+    fn held(&self, channel: Arc<Mutex<RoomChannel>>) -> HeldChannel<'_> {
+        lock(&channel).joining += 1;
+        HeldChannel { hub: self, channel }
     }
 
     /// Applies a committed event in seq order and queues it for every member. An event
@@ -147,6 +159,7 @@ impl RoomMessageHub {
                             recent: VecDeque::new(),
                             pending: BTreeMap::new(),
                             touched: Instant::now(),
+                            joining: 0,
                         }))
                     })
                     .clone(),
@@ -178,77 +191,6 @@ impl RoomMessageHub {
         PublishOutcome::Delivered { members: delivered }
     }
 
-    /// Makes `conn` a member of `room`, queueing `joined` (built by `make_joined`) first.
-    /// With a recovery point, hands back the missed events when they are all at hand.
-    pub fn subscribe(
-        &self,
-        room: &RoomId,
-        conn: ConnectionId,
-        outbox: &Outbox,
-        recovery: RecoveryRequest<'_>,
-        make_joined: impl FnOnce(JoinView<'_>) -> Bytes,
-    ) -> SubscribeOutcome {
-        let RecoveryRequest {
-            recover,
-            history,
-            may_be_behind,
-        } = recovery;
-        let Some(channel) = self.channel(room) else {
-            return SubscribeOutcome::NoChannel;
-        };
-        let mut ch = lock(&channel);
-        ch.touched = Instant::now();
-        let last = ch.last_seq;
-        let mut events = Vec::new();
-        let mut recovered = false;
-        if let Some((epoch, after)) = recover {
-            if may_be_behind && *epoch == ch.epoch && after > last {
-                return SubscribeOutcome::Behind;
-            }
-            let reachable = *epoch == ch.epoch && (0..=last).contains(&after);
-            if reachable && ((last - after) as usize) <= self.max_recovery {
-                let ring_start = ch.recent.front().map_or(last + 1, |(seq, _)| *seq);
-                if after + 1 < ring_start {
-                    let fetched: Vec<&Bytes> = history
-                        .iter()
-                        .filter(|(seq, _)| *seq > after && *seq < ring_start)
-                        .map(|(_, f)| f)
-                        .collect();
-                    if fetched.len() as i64 != ring_start - after - 1 {
-                        return SubscribeOutcome::NeedHistory {
-                            after,
-                            up_to: ring_start - 1,
-                        };
-                    }
-                    events.extend(fetched);
-                }
-                events.extend(
-                    ch.recent
-                        .iter()
-                        .filter(|(seq, _)| *seq > after)
-                        .map(|(_, f)| f),
-                );
-                recovered = events.iter().map(|f| f.len()).sum::<usize>() <= MAX_RECOVERY_BYTES;
-                if !recovered {
-                    events.clear();
-                }
-            }
-        }
-        let joined = make_joined(JoinView {
-            epoch: &ch.epoch,
-            seq: last,
-            state: &ch.state,
-            recovered,
-            events,
-        });
-        outbox.push(joined, Instant::now());
-        ch.members.insert(conn, outbox.clone());
-        SubscribeOutcome::Subscribed {
-            seq: last,
-            recovered,
-        }
-    }
-
     /// Removes `conn` from `room`; `true` when it was a member.
     pub fn unsubscribe(&self, room: &RoomId, conn: ConnectionId) -> bool {
         match self.channel(room) {
@@ -271,13 +213,13 @@ impl RoomMessageHub {
         let before = rooms.len();
         rooms.retain(|_, channel| {
             let ch = lock(channel);
-            !ch.members.is_empty() || ch.touched.elapsed() < idle
+            !ch.members.is_empty() || ch.joining > 0 || ch.touched.elapsed() < idle
         });
         before - rooms.len()
     }
 
     /// Jumps the room to a position read from the database when the events in between
-    /// cannot be handed over in order: each member gets `resync` (built by `notice`) and
+    /// cannot be handed over in order: each member gets `resync` (the `notice` frame) and
     /// then live events from `last_seq + 1`. The recent ring restarts, since it must stay
     /// contiguous.
     pub fn resync(
@@ -286,7 +228,7 @@ impl RoomMessageHub {
         epoch: Epoch,
         last_seq: i64,
         state: PlaybackState,
-        notice: impl Fn(&PlaybackState, i64) -> Bytes,
+        notice: Bytes,
     ) {
         let Some(channel) = self.channel(room) else {
             return;
@@ -300,9 +242,8 @@ impl RoomMessageHub {
         ch.state = Arc::new(state);
         ch.recent.clear();
         ch.pending.retain(|seq, _| *seq > last_seq);
-        let frame = notice(&ch.state, last_seq);
         for outbox in ch.members.values() {
-            outbox.push(frame.clone(), Instant::now());
+            outbox.push(notice.clone(), Instant::now());
         }
         metrics::counter!("synctv_resyncs_total").increment(ch.members.len() as u64);
         let ch = &mut *ch;
@@ -365,5 +306,81 @@ impl RoomMessageHub {
             ch.members.clear();
         }
         count
+    }
+}
+
+impl HeldChannel<'_> {
+    /// Whether the client, recovering from `(epoch, seq)`, has seen events this node has
+    /// not applied yet (they are on their way from another node, or were lost).
+    pub fn is_behind(&self, epoch: &Epoch, seq: i64) -> bool {
+        let ch = lock(&self.channel);
+        *epoch == ch.epoch && seq > ch.last_seq
+    }
+
+    /// Makes `conn` a member, queueing `joined` (built by `make_joined`) first, under the
+    /// room's lock: the member then receives every event after `joined.seq` exactly once.
+    /// With a recovery point, hands back the missed events when they are all at hand.
+    pub fn subscribe(
+        &self,
+        conn: ConnectionId,
+        outbox: &Outbox,
+        recovery: RecoveryRequest<'_>,
+        make_joined: impl FnOnce(JoinView<'_>) -> Bytes,
+    ) -> SubscribeOutcome {
+        let mut ch = lock(&self.channel);
+        ch.touched = Instant::now();
+        let last = ch.last_seq;
+        let mut events = Vec::new();
+        let mut recovered = false;
+        if let Some((epoch, after)) = recovery.recover {
+            let reachable = *epoch == ch.epoch && (0..=last).contains(&after);
+            if reachable && ((last - after) as usize) <= self.hub.max_recovery {
+                let ring_start = ch.recent.front().map_or(last + 1, |(seq, _)| *seq);
+                if after + 1 < ring_start {
+                    let fetched: Vec<&Bytes> = recovery
+                        .history
+                        .iter()
+                        .filter(|(seq, _)| *seq > after && *seq < ring_start)
+                        .map(|(_, f)| f)
+                        .collect();
+                    if fetched.len() as i64 != ring_start - after - 1 {
+                        return SubscribeOutcome::NeedHistory { after };
+                    }
+                    events.extend(fetched);
+                }
+                events.extend(
+                    ch.recent
+                        .iter()
+                        .filter(|(seq, _)| *seq > after)
+                        .map(|(_, f)| f),
+                );
+                recovered = events.iter().map(|f| f.len()).sum::<usize>() <= MAX_RECOVERY_BYTES;
+                if !recovered {
+                    events.clear();
+                }
+            }
+        }
+        let joined = make_joined(JoinView {
+            epoch: &ch.epoch,
+            seq: last,
+            state: &ch.state,
+            recovered,
+            events,
+        });
+        outbox.push(joined, Instant::now());
+        ch.members.insert(conn, outbox.clone());
+        SubscribeOutcome::Subscribed {
+            seq: last,
+            recovered,
+        }
+    }
+}
+
+impl Drop for HeldChannel<'_> {
+    fn drop(&mut self) {
+        let mut ch = lock(&self.channel);
+        ch.joining -= 1;
+        // The sweeper measures idleness from the end of the join.
+        ch.touched = Instant::now();
     }
 }

@@ -1,6 +1,7 @@
 //! Room events: the entries of a room's history, shaped exactly as the contract's `Event`.
 
 use crate::ids::{Epoch, RoomId, UserId};
+use crate::playback::PlaybackState;
 use serde::{Deserialize, Serialize};
 
 /// Who produced an event.
@@ -50,6 +51,13 @@ impl EventKind {
     }
 }
 
+/// The `seq` of a notice that is not part of the history (`resync`); no event has it.
+pub const NO_SEQ: i64 = 0;
+
+fn has_no_seq(seq: &i64) -> bool {
+    *seq == NO_SEQ
+}
+
 /// One entry of a room's history. Serializes to the contract's wire form, `"type":
 /// "event"` included, so the same value is both stored and sent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -57,11 +65,35 @@ impl EventKind {
 pub struct Event {
     pub room: RoomId,
     pub epoch: Epoch,
+    /// The event's place in the room's history, from 1. A `resync` notice takes none: it
+    /// holds [`NO_SEQ`] and is sent without the field.
+    #[serde(default, skip_serializing_if = "has_no_seq")]
     pub seq: i64,
     pub kind: EventKind,
     pub by: Option<Actor>,
     pub data: serde_json::Value,
     pub server_time: i64,
+}
+
+impl Event {
+    /// The `resync` notice: the room's state and `seq`, the last seq that state reflects.
+    pub fn resync(
+        room: RoomId,
+        epoch: Epoch,
+        state: &PlaybackState,
+        seq: i64,
+        server_time: i64,
+    ) -> Self {
+        Event {
+            room,
+            epoch,
+            seq: NO_SEQ,
+            kind: EventKind::Resync,
+            by: None,
+            data: serde_json::json!({"state": state, "seq": seq}),
+            server_time,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -86,5 +118,15 @@ mod tests {
                 "kind": "member_joined", "by": null, "data": {"user_id": "u", "name": "n"},
                 "server_time": 5})
         );
+    }
+
+    #[test]
+    fn a_resync_notice_has_no_seq_field() {
+        let notice = Event::resync("r1".into(), "e1".into(), &PlaybackState::initial(1), 9, 5);
+        let json = serde_json::to_value(&notice).unwrap();
+        assert_eq!(json["kind"], "resync");
+        assert_eq!(json["data"]["seq"], 9);
+        assert!(json.get("seq").is_none());
+        assert_eq!(json["by"], serde_json::Value::Null);
     }
 }

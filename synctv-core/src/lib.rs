@@ -3,7 +3,8 @@
 //! A short tour:
 //! - [`ids`]: the string identifiers of users, rooms and epochs.
 //! - [`playback`]: [`PlaybackState`] and the pure rules that change it.
-//! - [`room`] and [`user`]: the records the HTTP API hands out.
+//! - [`room`] and [`user`]: the records the HTTP API hands out; [`password`]: hashing a
+//!   room's password at creation and verifying it at a join.
 //! - [`event`]: a room's history entry, exactly as the wire contract shapes it.
 //! - [`config`]: the one typed configuration, file plus `SYNCTV__SECTION__KEY` overlay.
 //! - [`storage`]: sqlx over SQLite or Postgres, including the group-commit that assigns
@@ -15,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod event;
 pub mod ids;
+pub mod password;
 pub mod playback;
 pub mod room;
 pub mod storage;

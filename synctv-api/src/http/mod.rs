@@ -7,12 +7,11 @@ mod error;
 mod extract;
 mod health;
 mod metrics;
-pub mod rooms;
+mod rooms;
 mod web;
 
 pub use error::ApiError;
 pub use extract::{ApiJson, ApiQuery};
-pub use rooms::verify_room_password;
 
 use crate::auth::TokenService;
 use crate::guard::redact::redact_uri;

@@ -3,13 +3,10 @@
 use super::{ApiContext, ApiError, ApiJson, ApiQuery};
 use crate::auth::AuthUser;
 use crate::guard::ClientAddress;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use synctv_core::clock::now_ms;
 use synctv_core::room::MAX_ROOM_NAME_CHARS;
@@ -188,41 +185,12 @@ async fn room_events(
     Ok(Json(EventList { events, next_after }))
 }
 
-/// Whether `password` opens `record`. Rooms without a password accept anything.
-pub async fn verify_room_password(record: &RoomRecord, password: Option<&str>) -> bool {
-    let Some(hash) = record.password_hash.clone() else {
-        return true;
-    };
-    let Some(password) = password.map(str::to_owned) else {
-        return false;
-    };
-    // Argon2 is deliberately slow: keep it off the async workers.
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false)
-}
-
 async fn hash_password(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        let mut salt = [0u8; 16];
-        rand::thread_rng().fill_bytes(&mut salt);
-        let salt =
-            SaltString::encode_b64(&salt).map_err(|e| ApiError::Internal(format!("salt: {e}")))?;
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|e| ApiError::Internal(format!("password hashing: {e}")))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("password hashing task: {e}")))?
+    // Argon2 is deliberately slow: keep it off the async workers.
+    tokio::task::spawn_blocking(move || synctv_core::password::hash_password(&password))
+        .await
+        .map_err(|e| ApiError::Internal(format!("password hashing task: {e}")))?
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// A room that exists and is not archived; 404 otherwise.

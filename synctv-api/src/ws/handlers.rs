@@ -1,19 +1,68 @@
 //! What a connection does with each client message: admission checks, joins, queued
-//! room changes and the answers owed for them. The connection loop is in `session`.
+//! room changes and the answers owed for them. The connection loop (`session`) owns a
+//! [`MessageHandler`] and calls it; nothing here knows the socket or the loop.
 
 use super::protocol::{
     decode, raw_events, ClientMessage, ErrorCode, MessageId, Recover, ServerMessage,
 };
-use super::session::{Flow, Owed, RoomAccess, Session, MAX_REFUSED_IN_A_ROW};
+use crate::http::ApiContext;
+use crate::refusal::Refusal;
 use bytes::Bytes;
-use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
+use std::collections::HashMap;
 use std::time::Instant;
-use synctv_cluster::{JoinError, Refusal};
+use synctv_cluster::{ClusterError, JoinError, JoinRequest, JoinView, Member, TokenBucket};
 use synctv_core::clock::now_ms;
 use synctv_core::storage::{ChangeOutcome, Rejection, RoomChange, RoomChangeKind};
-use synctv_core::{Actor, Control, Epoch, RoomId};
+use synctv_core::{Actor, Control, Epoch, RoomId, UserId};
 
-impl Session {
+/// A client that ignores this many rate-limit errors in a row is closed.
+const MAX_REFUSED_IN_A_ROW: u32 = 200;
+
+/// What the connection loop does after a message.
+pub(super) enum Flow {
+    Continue,
+    Close(u16, &'static str),
+}
+
+/// The answer owed for a queued commit, once its outcome is known.
+pub(super) struct Owed {
+    id: Option<MessageId>,
+    room: RoomId,
+    with_version: bool,
+    result: Result<ChangeOutcome, ClusterError>,
+}
+
+/// What a joined room allows this connection.
+struct RoomAccess {
+    control: Control,
+    owner_id: UserId,
+}
+
+/// One connection's membership of rooms and the answers it owes.
+pub(super) struct MessageHandler {
+    ctx: ApiContext,
+    member: Member,
+    rooms: HashMap<RoomId, RoomAccess>,
+    bucket: TokenBucket,
+    refused_in_a_row: u32,
+    owed: FuturesUnordered<BoxFuture<'static, Owed>>,
+}
+
+impl MessageHandler {
+    pub(super) fn new(ctx: ApiContext, member: Member) -> Self {
+        Self {
+            bucket: TokenBucket::new(ctx.config.limits.messages_per_second),
+            ctx,
+            member,
+            rooms: HashMap::new(),
+            refused_in_a_row: 0,
+            owed: FuturesUnordered::new(),
+        }
+    }
+
     pub(super) async fn receive(&mut self, text: &str) -> Flow {
         if !self.bucket.try_take(Instant::now()) {
             Refusal::RateLimited.record();
@@ -77,9 +126,7 @@ impl Session {
                     );
                 }
                 joined_rooms_gauge(-1.0);
-                if let Err(e) = Box::pin(self.ctx.cluster.leave(&self.member, &room)).await {
-                    tracing::warn!(room = %room, error = %e, "leave failed");
-                }
+                Box::pin(self.ctx.cluster.leave(&self.member, &room)).await;
                 self.send(
                     ServerMessage::Left {
                         id: id.as_ref(),
@@ -111,8 +158,8 @@ impl Session {
         recover: Option<Recover>,
     ) {
         let id = id.as_ref();
-        let already = self.rooms.contains_key(&room);
-        if !already && self.rooms.len() >= self.ctx.config.limits.rooms_per_connection {
+        let again = self.rooms.contains_key(&room);
+        if !again && self.rooms.len() >= self.ctx.config.limits.rooms_per_connection {
             Refusal::TooManyRooms.record();
             let message = format!(
                 "a connection may join at most {} rooms",
@@ -120,29 +167,7 @@ impl Session {
             );
             return self.error(id, ErrorCode::TooManyRooms, &message, Some(&room));
         }
-        let record = match self.ctx.db.room(&room).await {
-            Ok(Some(record)) if record.archived_at.is_none() => record,
-            Ok(_) => return self.error(id, ErrorCode::NotFound, "no such room", Some(&room)),
-            Err(e) => {
-                tracing::warn!(error = %e, "room lookup failed");
-                return self.error(
-                    id,
-                    ErrorCode::Unavailable,
-                    "the database is unavailable",
-                    Some(&room),
-                );
-            }
-        };
-        if !crate::http::verify_room_password(&record, password.as_deref()).await {
-            return self.error(
-                id,
-                ErrorCode::Forbidden,
-                "wrong or missing room password",
-                Some(&room),
-            );
-        }
-        let recover = recover.map(|r| (Epoch::from(r.epoch), r.seq));
-        let make_joined = |view: synctv_cluster::JoinView<'_>, members: &[Actor]| {
+        let make_joined = |view: JoinView<'_>, members: &[Actor]| {
             ServerMessage::Joined {
                 id,
                 room: &room,
@@ -155,45 +180,34 @@ impl Session {
             }
             .encode()
         };
-        let cluster = &self.ctx.cluster;
-        let joined = if already {
-            cluster
-                .subscribe(&self.member, &room, recover, &make_joined)
-                .await
-                .map(|_| ())
-        } else {
-            cluster
-                .join(&self.member, &room, recover, make_joined)
-                .await
-                .map(|_| ())
+        let request = JoinRequest {
+            room: &room,
+            password: password.as_deref(),
+            recover: recover.map(|r| (Epoch::from(r.epoch), r.seq)),
+            again,
         };
-        match joined {
-            Ok(()) => {
-                if !already {
+        match self
+            .ctx
+            .cluster
+            .join(&self.member, request, make_joined)
+            .await
+        {
+            Ok(joined) => {
+                if !again {
                     joined_rooms_gauge(1.0);
                 }
-                self.rooms.insert(
-                    room,
-                    RoomAccess {
-                        control: record.control,
-                        owner_id: record.owner_id,
-                    },
-                );
+                let access = RoomAccess {
+                    control: joined.control,
+                    owner_id: joined.owner_id,
+                };
+                self.rooms.insert(room, access);
             }
-            Err(JoinError::NotFound) => {
-                self.error(id, ErrorCode::NotFound, "no such room", Some(&room))
-            }
-            Err(JoinError::RoomFull) => {
-                self.error(id, ErrorCode::RoomFull, "the room is full", Some(&room))
-            }
-            Err(JoinError::Cluster(e)) => {
-                tracing::warn!(room = %room, error = %e, "join failed");
-                self.error(
-                    id,
-                    ErrorCode::Unavailable,
-                    "the database is unavailable: retry",
-                    Some(&room),
-                )
+            Err(refused) => {
+                let (code, message) = join_refusal(&refused);
+                if code == ErrorCode::Unavailable {
+                    tracing::warn!(room = %room, error = %refused, "join failed");
+                }
+                self.error(id, code, message, Some(&room));
             }
         }
     }
@@ -248,6 +262,15 @@ impl Session {
         );
     }
 
+    /// The next commit outcome that is known; never resolves while none is owed.
+    pub(super) async fn next_outcome(&mut self) -> Owed {
+        match self.owed.next().await {
+            Some(owed) => owed,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Sends the `ack` (or error) owed for a commit.
     pub(super) fn answer(&mut self, owed: Owed) {
         let Owed {
             id,
@@ -286,23 +309,43 @@ impl Session {
             ),
             Err(e) => {
                 tracing::warn!(room = %room, error = %e, "a change was not committed");
-                self.error(
-                    id.as_ref(),
-                    ErrorCode::Unavailable,
-                    "not saved: the database is unavailable",
-                    Some(&room),
-                )
+                let message = match e {
+                    ClusterError::ShuttingDown => "not saved: the server is shutting down",
+                    _ => "not saved: the database is unavailable",
+                };
+                self.error(id.as_ref(), ErrorCode::Unavailable, message, Some(&room))
             }
         }
     }
 
-    pub(super) fn error(
-        &self,
-        id: Option<&MessageId>,
-        code: ErrorCode,
-        message: &str,
-        room: Option<&RoomId>,
-    ) {
+    /// A binary frame: the contract speaks JSON text only.
+    pub(super) fn refuse_binary(&self) {
+        self.error(
+            None,
+            ErrorCode::BadRequest,
+            "binary frames are not accepted: send JSON text",
+            None,
+        );
+    }
+
+    /// The room was archived: the hub removed this connection; forget it here too.
+    pub(super) async fn room_closed(&mut self, room: &RoomId) {
+        if self.rooms.remove(room).is_some() {
+            joined_rooms_gauge(-1.0);
+            Box::pin(self.ctx.cluster.forget(&self.member, room)).await;
+        }
+    }
+
+    /// The connection ended: leave every room it joined.
+    pub(super) async fn leave_all(&mut self) {
+        let joined = std::mem::take(&mut self.rooms);
+        joined_rooms_gauge(-(joined.len() as f64));
+        for room in joined.into_keys() {
+            Box::pin(self.ctx.cluster.leave(&self.member, &room)).await;
+        }
+    }
+
+    fn error(&self, id: Option<&MessageId>, code: ErrorCode, message: &str, room: Option<&RoomId>) {
         self.send(
             ServerMessage::Error {
                 id,
@@ -321,8 +364,26 @@ impl Session {
     }
 }
 
+/// The error code and message a refused join is answered with.
+fn join_refusal(refused: &JoinError) -> (ErrorCode, &'static str) {
+    match refused {
+        JoinError::NotFound => (ErrorCode::NotFound, "no such room"),
+        JoinError::WrongPassword => (ErrorCode::Forbidden, "wrong or missing room password"),
+        JoinError::RoomFull => (ErrorCode::RoomFull, "the room is full"),
+        JoinError::Overtaken => (
+            ErrorCode::Unavailable,
+            "the room moved on faster than its history could be read: join again",
+        ),
+        JoinError::Cluster(ClusterError::ShuttingDown) => (
+            ErrorCode::Unavailable,
+            "the server is shutting down: connect to another node",
+        ),
+        JoinError::Cluster(_) => (ErrorCode::Unavailable, "the database is unavailable: retry"),
+    }
+}
+
 /// Memberships of all connections on this node (`synctv_joined_rooms`).
-pub(super) fn joined_rooms_gauge(delta: f64) {
+fn joined_rooms_gauge(delta: f64) {
     metrics::gauge!("synctv_joined_rooms").increment(delta);
 }
 

@@ -6,58 +6,30 @@
 //! and answered when durable, so the loop never waits on the database for chat or
 //! playback.
 
-use super::handlers::joined_rooms_gauge;
-use super::protocol::{ErrorCode, MessageId, ServerMessage};
+use super::handlers::{Flow, MessageHandler};
+use super::protocol::{ErrorCode, ServerMessage};
 use crate::http::ApiContext;
+use crate::refusal::Refusal;
 use crate::revocation::RevocationWatch;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
-use futures_util::stream::FuturesUnordered;
-use futures_util::{SinkExt, StreamExt};
-use std::collections::HashMap;
+use futures_util::SinkExt;
 use std::time::{Duration, Instant};
-use synctv_cluster::{
-    ClusterError, ConnectionPermit, Member, Outbound, Outbox, OutboxReceiver, Refusal, TokenBucket,
-};
-use synctv_core::storage::ChangeOutcome;
-use synctv_core::{Actor, Control, RoomId, UserId};
+use synctv_cluster::{ConnectionPermit, Member, Outbound, Outbox, OutboxReceiver};
+use synctv_core::Actor;
 
 /// Frames written before one flush.
 const WRITE_BATCH: usize = 64;
 /// Longest a batch of frames may take to reach the socket.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A client that ignores this many rate-limit errors in a row is closed.
-pub(super) const MAX_REFUSED_IN_A_ROW: u32 = 200;
 /// The close code of a connection whose token was revoked (logout).
 const CLOSE_REVOKED: u16 = 4401;
 
-/// What a joined room allows this connection.
-pub(super) struct RoomAccess {
-    pub(super) control: Control,
-    pub(super) owner_id: UserId,
-}
-
-/// The answer owed for a queued commit.
-pub(super) struct Owed {
-    pub(super) id: Option<MessageId>,
-    pub(super) room: RoomId,
-    pub(super) with_version: bool,
-    pub(super) result: Result<ChangeOutcome, ClusterError>,
-}
-
-pub(super) enum Flow {
-    Continue,
-    Close(u16, &'static str),
-}
-
-pub struct Session {
-    pub(super) ctx: ApiContext,
-    pub(super) member: Member,
-    pub(super) rooms: HashMap<RoomId, RoomAccess>,
-    pub(super) bucket: TokenBucket,
-    pub(super) refused_in_a_row: u32,
-    pub(super) owed: FuturesUnordered<BoxFuture<'static, Owed>>,
+/// The connection loop's state: the handler of its messages and its admission permit.
+struct Session {
+    ctx: ApiContext,
+    conn: u64,
+    handler: MessageHandler,
     _permit: ConnectionPermit,
 }
 
@@ -68,18 +40,15 @@ pub async fn run(
     permit: ConnectionPermit,
     revoked: RevocationWatch,
 ) {
-    let limits = &ctx.config.limits;
-    let (outbox, rx) = Outbox::new(limits.outbound_queue);
+    let (outbox, rx) = Outbox::new(ctx.config.limits.outbound_queue);
+    let member = Member {
+        conn: permit.id,
+        actor,
+        outbox,
+    };
     let session = Session {
-        bucket: TokenBucket::new(limits.messages_per_second),
-        member: Member {
-            conn: permit.id,
-            actor,
-            outbox,
-        },
-        rooms: HashMap::new(),
-        refused_in_a_row: 0,
-        owed: FuturesUnordered::new(),
+        conn: permit.id,
+        handler: MessageHandler::new(ctx.clone(), member),
         _permit: permit,
         ctx,
     };
@@ -126,21 +95,21 @@ impl Session {
                             Err(_) => return Ok(()),
                         }
                     }
-                    Some(owed) = self.owed.next(), if !self.owed.is_empty() => self.answer(owed),
+                    owed = self.handler.next_outcome() => self.handler.answer(owed),
                     message = socket.recv() => match message {
                         None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
                         Some(Ok(Message::Text(text))) => {
                             idle_deadline = tokio::time::Instant::now() + idle;
                             // Boxed: message handling (joins, database reads) has large futures;
                             // inline, their size would be paid by every idle connection.
-                            if let Flow::Close(code, reason) = Box::pin(self.receive(text.as_str())).await {
+                            if let Flow::Close(code, reason) = Box::pin(self.handler.receive(text.as_str())).await {
                                 self.write_pending(&mut socket, &rx).await?;
                                 return close(&mut socket, code, reason).await;
                             }
                         }
                         Some(Ok(Message::Binary(_))) => {
                             idle_deadline = tokio::time::Instant::now() + idle;
-                            self.error(None, ErrorCode::BadRequest, "binary frames are not accepted: send JSON text", None);
+                            self.handler.refuse_binary();
                         }
                         // Control frames are not activity; tungstenite answers pings itself.
                         Some(Ok(_)) => {}
@@ -159,15 +128,9 @@ impl Session {
         }
         .await;
         if let Err(e) = outcome {
-            tracing::debug!(conn = self.member.conn, error = %e, "connection ended with an error");
+            tracing::debug!(conn = self.conn, error = %e, "connection ended with an error");
         }
-        let joined = std::mem::take(&mut self.rooms);
-        joined_rooms_gauge(-(joined.len() as f64));
-        for room in joined.into_keys() {
-            if let Err(e) = Box::pin(self.ctx.cluster.leave(&self.member, &room)).await {
-                tracing::warn!(room = %room, error = %e, "leaving a room on disconnect failed");
-            }
-        }
+        self.handler.leave_all().await;
     }
 
     /// Writes `first` and whatever else is queued (up to a batch), then flushes once.
@@ -187,12 +150,7 @@ impl Session {
                     socket.feed(Message::Text(text_frame(frame))).await?;
                     written += 1;
                 }
-                Outbound::RoomClosed(room) => {
-                    if self.rooms.remove(&room).is_some() {
-                        joined_rooms_gauge(-1.0);
-                        Box::pin(self.ctx.cluster.forget(&self.member, &room)).await;
-                    }
-                }
+                Outbound::RoomClosed(room) => self.handler.room_closed(&room).await,
             }
             if written < WRITE_BATCH as u64 {
                 next = rx.try_recv();

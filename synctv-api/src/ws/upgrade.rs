@@ -4,6 +4,7 @@
 use super::session;
 use crate::auth::authenticate_upgrade;
 use crate::http::{ApiContext, ApiError};
+use crate::refusal::Refusal;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -11,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
-use synctv_cluster::Refusal;
+use synctv_cluster::Refusal as Admission;
 
 /// Small socket buffers: most connections are idle, and memory per connection is what
 /// bounds a node. Messages over the contract's 64 KiB still need to be read whole so that
@@ -69,7 +70,7 @@ async fn upgrade(
         Ok(permit) => permit,
         Err(refusal) => {
             let message = match refusal {
-                Refusal::TooManyForUser => "too many connections for this user on this node",
+                Admission::TooManyForUser => "too many connections for this user on this node",
                 _ => "this node is at its connection limit: try another node",
             };
             return ApiError::TooManyConnections(message.into()).into_response();

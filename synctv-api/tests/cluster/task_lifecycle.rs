@@ -6,7 +6,7 @@
 use crate::redis::RedisServer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use synctv_cluster::{ClusterManager, Member, Outbox};
+use synctv_cluster::{ClusterManager, JoinRequest, Member, Outbox};
 use synctv_core::clock::now_ms;
 use synctv_core::storage::{ChangeOutcome, Database, NewRoom, RoomChange, RoomChangeKind};
 use synctv_core::{Actor, Config, Control, RoomId};
@@ -85,14 +85,23 @@ async fn exercise(manager: &ClusterManager, db: &Database, round: usize) {
         outbox,
     };
     manager
-        .join(&member, &room.id, None, |_, _| {
+        .join(&member, join(&room.id), |_, _| {
             bytes::Bytes::from_static(b"{}")
         })
         .await
         .unwrap();
     let outcome = manager.submit(chat(&room.id, &actor, round)).await.unwrap();
     assert!(matches!(outcome, ChangeOutcome::Committed(_)));
-    manager.leave(&member, &room.id).await.unwrap();
+    manager.leave(&member, &room.id).await;
+}
+
+fn join(room: &RoomId) -> JoinRequest<'_> {
+    JoinRequest {
+        room,
+        password: None,
+        recover: None,
+        again: false,
+    }
 }
 
 fn chat(room: &RoomId, by: &Actor, round: usize) -> RoomChange {

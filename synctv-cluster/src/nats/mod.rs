@@ -16,8 +16,9 @@ pub mod subjects;
 pub mod view;
 
 use crate::background::BackgroundTasks;
-use crate::catch_up::{delivery_of, CatchUp};
+use crate::catch_up::CatchUp;
 use crate::deduplicator::Deduplicator;
+use crate::delivery::Delivery;
 use crate::hub::{PublishOutcome, RoomMessageHub};
 use crate::node_registry::NodeInfo;
 use crate::presence::Arrival;
@@ -74,7 +75,7 @@ pub struct NatsBus {
 struct Inbound {
     hub: Arc<RoomMessageHub>,
     catch_up: CatchUp,
-    dedup: Deduplicator,
+    dedup: Arc<Deduplicator>,
 }
 
 impl NatsBus {
@@ -89,6 +90,7 @@ impl NatsBus {
         heartbeat: Duration,
         hub: Arc<RoomMessageHub>,
         catch_up: CatchUp,
+        dedup: Arc<Deduplicator>,
         tasks: &BackgroundTasks,
     ) -> Result<Arc<Self>, NatsError> {
         let addrs: Vec<async_nats::ServerAddr> =
@@ -120,7 +122,7 @@ impl NatsBus {
             inbound: Arc::new(Inbound {
                 hub,
                 catch_up,
-                dedup: Deduplicator::new(65_536),
+                dedup,
             }),
             tasks: tasks.clone(),
         });
@@ -394,7 +396,7 @@ async fn receive(inbound: Arc<Inbound>, room: &RoomId, mut subscriber: async_nat
             continue;
         }
         metrics::counter!("synctv_nats_received_total").increment(1);
-        if let PublishOutcome::Gap { .. } = inbound.hub.publish(delivery_of(&event, frame)) {
+        if let PublishOutcome::Gap { .. } = inbound.hub.publish(Delivery::of(&event, frame)) {
             inbound.catch_up.request(room.clone());
         }
     }

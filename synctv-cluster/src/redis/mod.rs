@@ -13,8 +13,9 @@ pub mod keys;
 pub mod presence;
 
 use crate::background::BackgroundTasks;
-use crate::catch_up::{delivery_of, CatchUp};
+use crate::catch_up::CatchUp;
 use crate::deduplicator::Deduplicator;
+use crate::delivery::Delivery;
 use crate::hub::{PublishOutcome, RoomMessageHub};
 use bytes::Bytes;
 use connection::RedisLink;
@@ -38,12 +39,14 @@ const HEALTH_EVERY: Duration = Duration::from_millis(500);
 pub struct RedisLayer {
     link: RedisLink,
     pub keys: Keys,
-    node_id: String,
     up: AtomicBool,
     /// Counts returns of Redis after an outage; presence is restored after each.
     recoveries: std::sync::atomic::AtomicU64,
-    publishes: mpsc::Sender<(RoomId, Bytes)>,
+    publishes: mpsc::Sender<(RoomId, i64, Bytes)>,
     subscribed: Mutex<HashSet<RoomId>>,
+    /// Events this node has seen (its own, and those applied from the history or from
+    /// Redis): their copies arriving from Redis are dropped before they are decoded.
+    dedup: Arc<Deduplicator>,
 }
 
 impl RedisLayer {
@@ -53,9 +56,9 @@ impl RedisLayer {
         url: &str,
         cluster: bool,
         prefix: &str,
-        node_id: &str,
         hub: Arc<RoomMessageHub>,
         catch_up: CatchUp,
+        dedup: Arc<Deduplicator>,
         tasks: &BackgroundTasks,
     ) -> redis::RedisResult<Arc<Self>> {
         let (push_tx, push_rx) = mpsc::unbounded_channel();
@@ -64,20 +67,19 @@ impl RedisLayer {
         let layer = Arc::new(Self {
             link,
             keys: Keys::new(prefix),
-            node_id: node_id.to_owned(),
             up: AtomicBool::new(true),
             recoveries: std::sync::atomic::AtomicU64::new(0),
             publishes,
             subscribed: Mutex::new(HashSet::new()),
+            dedup,
         });
         metrics::gauge!("synctv_redis_up").set(1.0);
-        let (link, keys, node) = (layer.link.clone(), layer.keys.clone(), node_id.to_owned());
-        tasks.spawn(|stop| publish_loop(link, keys, node, publish_rx, stop));
-        let dedup = Deduplicator::new(65_536);
+        let (link, keys) = (layer.link.clone(), layer.keys.clone());
+        tasks.spawn(|stop| publish_loop(link, keys, publish_rx, stop));
         let receiver = layer.clone();
         let behind = catch_up.clone();
         tasks.spawn(|stop| async move {
-            stop.run_until_cancelled(receive_loop(receiver, push_rx, hub, behind, dedup))
+            stop.run_until_cancelled(receive_loop(receiver, push_rx, hub, behind))
                 .await;
         });
         let watched = layer.clone();
@@ -101,9 +103,11 @@ impl RedisLayer {
         self.link.clone()
     }
 
-    /// Queues a committed event for the other nodes; never waits.
-    pub fn publish(&self, room: RoomId, frame: Bytes) {
-        if self.publishes.try_send((room, frame)).is_err() {
+    /// Queues a committed event for the other nodes; never waits. Its echo (this node
+    /// hears its own room channels) is dropped by the deduplicator.
+    pub fn publish(&self, room: &RoomId, seq: i64, frame: Bytes) {
+        self.dedup.mark(room, seq);
+        if self.publishes.try_send((room.clone(), seq, frame)).is_err() {
             metrics::counter!("synctv_redis_publish_dropped_total").increment(1);
         }
     }
@@ -185,8 +189,7 @@ impl RedisLayer {
 async fn publish_loop(
     link: RedisLink,
     keys: Keys,
-    node_id: String,
-    mut rx: mpsc::Receiver<(RoomId, Bytes)>,
+    mut rx: mpsc::Receiver<(RoomId, i64, Bytes)>,
     stop: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
@@ -201,22 +204,19 @@ async fn publish_loop(
         if received == 0 {
             return;
         }
-        publish_batch(&link, &keys, &node_id, &mut batch).await;
+        publish_batch(&link, &keys, &mut batch).await;
     }
 }
 
-async fn publish_batch(
-    link: &RedisLink,
-    keys: &Keys,
-    node_id: &str,
-    batch: &mut Vec<(RoomId, Bytes)>,
-) {
-    let sends = batch.drain(..).map(|(room, frame)| {
+/// A message is `<seq>\n<event frame>`: the seq is a header the receivers read without
+/// decoding the event, so that copies they have seen are dropped before any decoding.
+async fn publish_batch(link: &RedisLink, keys: &Keys, batch: &mut Vec<(RoomId, i64, Bytes)>) {
+    let sends = batch.drain(..).map(|(room, seq, frame)| {
         let mut link = link.clone();
         let channel = keys.room_channel(&room);
-        let mut payload = Vec::with_capacity(node_id.len() + 1 + frame.len());
-        payload.extend_from_slice(node_id.as_bytes());
-        payload.push(b'\n');
+        let header = format!("{seq}\n");
+        let mut payload = Vec::with_capacity(header.len() + frame.len());
+        payload.extend_from_slice(header.as_bytes());
         payload.extend_from_slice(&frame);
         async move { link.publish(&channel, &payload).await }
     });
@@ -228,13 +228,14 @@ async fn publish_batch(
     metrics::counter!("synctv_redis_published_total").increment((results.len() - failed) as u64);
 }
 
-/// Decodes each message once per node and hands it to the hub in seq order.
+/// Reads each message's room (from the channel) and seq (from the header), drops what
+/// the deduplicator has seen, decodes the rest once per node and hands it to the hub,
+/// which applies it in seq order.
 async fn receive_loop(
     layer: Arc<RedisLayer>,
     mut rx: mpsc::UnboundedReceiver<PushInfo>,
     hub: Arc<RoomMessageHub>,
     catch_up: CatchUp,
-    dedup: Deduplicator,
 ) {
     while let Some(push) = rx.recv().await {
         match push.kind {
@@ -251,23 +252,24 @@ async fn receive_loop(
                 else {
                     continue;
                 };
-                let Some(split) = payload.iter().position(|b| *b == b'\n') else {
-                    continue;
-                };
-                if &payload[..split] == layer.node_id.as_bytes() {
-                    continue; // our own event, already delivered here by the commit
-                }
-                // The event's bytes are the tail of the message: shared, not copied.
-                let frame = Bytes::from(payload).slice(split + 1..);
-                let Ok(event) = serde_json::from_slice::<Event>(&frame) else {
+                let Some((seq, split)) = read_header(&payload) else {
                     metrics::counter!("synctv_redis_bad_messages_total").increment(1);
                     continue;
                 };
-                if event.room != room || !dedup.first_sighting(&room, event.seq) {
-                    continue;
+                if !layer.dedup.first_sighting(&room, seq) {
+                    continue; // our own event, or one already applied here
                 }
+                // The event's bytes are the tail of the message: shared, not copied.
+                let frame = Bytes::from(payload).slice(split + 1..);
+                let event = match serde_json::from_slice::<Event>(&frame) {
+                    Ok(event) if event.room == room && event.seq == seq => event,
+                    _ => {
+                        metrics::counter!("synctv_redis_bad_messages_total").increment(1);
+                        continue;
+                    }
+                };
                 metrics::counter!("synctv_redis_received_total").increment(1);
-                if let PublishOutcome::Gap { .. } = hub.publish(delivery_of(&event, frame)) {
+                if let PublishOutcome::Gap { .. } = hub.publish(Delivery::of(&event, frame)) {
                     catch_up.request(room);
                 }
             }
@@ -276,5 +278,25 @@ async fn receive_loop(
             }
             _ => {}
         }
+    }
+}
+
+/// The seq of a message and where its header ends, without decoding the event.
+fn read_header(payload: &[u8]) -> Option<(i64, usize)> {
+    let split = payload.iter().take(21).position(|b| *b == b'\n')?;
+    let seq = std::str::from_utf8(&payload[..split]).ok()?.parse().ok()?;
+    Some((seq, split))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_header;
+
+    #[test]
+    fn the_header_gives_the_seq_without_decoding() {
+        assert_eq!(read_header(b"42\n{\"type\":\"event\"}"), Some((42, 2)));
+        assert_eq!(read_header(b"node-1\n{}"), None);
+        assert_eq!(read_header(b"{\"no\":\"header\"}"), None);
+        assert_eq!(read_header(&[b'9'; 40]), None);
     }
 }
