@@ -1,19 +1,32 @@
 //! synctv-cluster: how room events reach every member, on one node or many.
 //!
 //! A short tour:
-//! - [`ClusterManager`]: the facade the API calls: submit a room change, join and leave.
+//! - [`cluster_manager`]: [`ClusterManager`], the front door the API calls: submit or
+//!   enqueue a room change, join ([`join`](ClusterManager::join), in `join.rs`) and
+//!   leave, presence counts, the node list, shutdown.
 //! - [`background`]: every task the node starts, on one tracker and one stop token;
 //!   `ClusterManager::shutdown` stops and awaits them all (dropping the manager cancels).
 //! - [`history_writer`]: the group commit; the database assigns each event its seq.
-//! - [`RoomMessageHub`]: the local fan-out, in seq order, encoded once per event.
-//! - [`Outbox`]: a connection's bounded outbound queue; overflow means `reconnect`.
-//! - [`ConnectionManager`]: admission limits and the refusal counters.
-//! - [`presence`], [`rate_limit`]: per-user presence and the per-connection token bucket.
+//!   [`fan_out`]: what happens to each committed event (encoded once, to the bus and
+//!   the hub).
+//! - [`delivery`]: `encode_event` and `Delivery::of`, the one way an event becomes a
+//!   frame and a hub delivery, on every path.
+//! - [`hub`]: [`RoomMessageHub`], the local fan-out, in seq order.
+//! - [`outbox`]: [`Outbox`], a connection's bounded outbound queue; overflow means
+//!   `reconnect`.
+//! - [`connection_manager`]: [`ConnectionManager`], admission limits, and the cluster
+//!   layer's [`Refusal`] labels.
+//! - [`presence`], [`presence_book`]: per-user presence, this node's and cluster-wide;
+//!   [`rate_limit`]: the per-connection token bucket.
 //! - [`bus`]: cluster mode: what nodes need from each other (events between nodes,
 //!   presence across nodes, the node registry, outages), one interface over [`redis`]
 //!   (the default) or [`nats`] (core NATS, for regions joined by gateways);
-//!   [`node_registry`]: heartbeats and dead-node cleanup; [`catch_up`]: filling gaps from
-//!   the durable history; [`deduplicator`]: the LRU of recently seen events.
+//!   [`node_registry`]: heartbeats and this node's [`NodeInfo`]; `membership`: the round
+//!   run each heartbeat, with dead-node cleanup.
+//! - [`catch_up`]: filling gaps from the durable history, and the reconciler;
+//!   [`deduplicator`]: the LRU of `(room, seq)` pairs seen, which drops copies before
+//!   they reach the hub.
+//! - [`error`]: the crate's error type, [`ClusterError`].
 //!
 //! This crate knows nothing of HTTP or WebSockets.
 

@@ -1,7 +1,8 @@
 //! synctv-core: the domain of synctv, free of any transport.
 //!
 //! A short tour:
-//! - [`ids`]: the string identifiers of users, rooms and epochs.
+//! - [`ids`]: the string identifiers of users, rooms and epochs; [`clock`]: the time
+//!   in ms since the Unix epoch.
 //! - [`playback`]: [`PlaybackState`] and the pure rules that change it.
 //! - [`room`] and [`user`]: the records the HTTP API hands out; [`password`]: hashing a
 //!   room's password at creation and verifying it at a join.
@@ -10,7 +11,7 @@
 //! - [`storage`]: sqlx over SQLite or Postgres, including the group-commit that assigns
 //!   each room event its `seq` (the database is the sequencer).
 //!
-//! This crate knows nothing of axum, WebSockets or Redis.
+//! This crate knows nothing of axum, WebSockets or Redis, and spawns no tokio tasks.
 
 pub mod clock;
 pub mod config;
