@@ -1,18 +1,27 @@
 #!/usr/bin/env python3
 """A TCP proxy that holds every byte DELAY_MS in each direction (pipelined), for
-benchmarking NATS gateways over a long link on one machine.
-usage: delay_proxy.py LISTEN_PORT TARGET_PORT DELAY_MS"""
-import asyncio, sys
+benchmarking NATS gateways over a long link on one machine, and for putting a region or a
+person far from the browser in the browser tests.
+usage: delay_proxy.py LISTEN_PORT TARGET_PORT DELAY_MS [JITTER_MS]
+
+With JITTER_MS, each chunk is held DELAY_MS plus or minus up to JITTER_MS (uniformly),
+but never released before the chunk read before it: TCP keeps its order, so jitter shows
+as bunching, as it does on a real link."""
+import asyncio, random, sys
 
 listen, target, delay = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]) / 1000
+jitter = int(sys.argv[4]) / 1000 if len(sys.argv) > 4 else 0.0
 
 async def pump(reader, writer):
     loop = asyncio.get_running_loop()
     queue = asyncio.Queue()
     async def read():
+        last = 0.0
         while True:
             data = await reader.read(65536)
-            await queue.put((loop.time() + delay, data))
+            at = loop.time() + max(0.0, delay + random.uniform(-jitter, jitter))
+            last = max(last, at)
+            await queue.put((last, data))
             if not data:
                 return
     async def write():

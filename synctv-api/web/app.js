@@ -32,6 +32,12 @@
   };
   const CLOCK = { keep: 12, best: 3, burst: 6, burstGapMs: 120, everyMs: 5000, deadAfterMs: 20000 };
   const PROBE = { pings: 3, timeoutMs: 3000, everyMs: 15000 };
+  /**
+   * How long a ticket request or a WebSocket opening may take before that server counts as
+   * gone: a region that died may drop packets instead of refusing them, and the page must
+   * not wait for TCP to give up before it fails over to another region.
+   */
+  const CONNECT_TIMEOUT_MS = 5000;
   const STORE_KEY = 'synctv.session';
   /** A token is refreshed this long before it expires (or at half its remaining life). */
   const REFRESH_AHEAD_MS = 24 * 3600 * 1000;
@@ -193,13 +199,13 @@
    * are kept in the cluster's database, so any node would do, but the page's own node may
    * be the one that died). The token itself never goes in a URL.
    */
-  async function wsTicket(base) {
-    if (base === location.origin) return (await api('POST', '/api/v1/auth/ticket')).ticket;
+  async function wsTicket(base, timeoutMs = CONNECT_TIMEOUT_MS) {
     let res;
     try {
       res = await fetch(`${base}/api/v1/auth/ticket`, {
         method: 'POST',
         headers: { authorization: `Bearer ${session.data.token}` },
+        signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (_) {
       throw new ApiError(0, 'unavailable', 'the server cannot be reached');
@@ -214,21 +220,33 @@
     `${base.replace(/^http/, 'ws')}/ws?ticket=${encodeURIComponent(ticket)}`;
   const hostOf = (base) => base.replace(/^https?:\/\//, '');
 
-  /** Candidate servers, each {base, rtt, downUntil}; ranked by the lowest measured RTT. */
+  /**
+   * Candidate servers, each {base, region, rtt, downUntil}; ranked by the lowest measured
+   * RTT, so the page uses the nearest region (and the nearest node in it) and, when that
+   * region dies, the next nearest one. A server's region comes from /config.json: the
+   * origin's own `region`, and each live node's advertised `address` with its `region`.
+   */
   const servers = {
     list: [],
     probing: false,
     async init() {
-      let bases = [];
+      let config = {};
       try {
         const res = await fetch('/config.json', { cache: 'no-store' });
-        if (res.ok) bases = ((await res.json()).servers || []).filter((s) => /^https?:\/\//.test(s));
+        if (res.ok) config = (await res.json()) || {};
       } catch (_) {
-        bases = [];
+        config = {};
       }
-      bases = [...new Set(bases.map((b) => b.replace(/\/+$/, '')))];
+      const trim = (b) => String(b).replace(/\/+$/, '');
+      const regions = new Map();
+      for (const n of Array.isArray(config.nodes) ? config.nodes : []) {
+        if (n && n.address && n.region) regions.set(trim(n.address), String(n.region));
+      }
+      if (config.region) regions.set(location.origin, String(config.region));
+      let bases = (Array.isArray(config.servers) ? config.servers : []).filter((s) => /^https?:\/\//.test(s));
+      bases = [...new Set(bases.map(trim))];
       if (bases.length === 0) bases = [location.origin];
-      this.list = bases.map((base) => ({ base, rtt: null, downUntil: 0 }));
+      this.list = bases.map((base) => ({ base, region: regions.get(base) ?? null, rtt: null, downUntil: 0 }));
     },
     multi() {
       return this.list.length > 1;
@@ -271,7 +289,7 @@
   async function probe(base) {
     let ticket;
     try {
-      ticket = await wsTicket(base);
+      ticket = await wsTicket(base, PROBE.timeoutMs);
     } catch (_) {
       return Infinity;
     }
@@ -359,7 +377,12 @@
       this.opening = false;
       this.ws = ws;
       let opened = false;
+      // A server that neither answers nor refuses (a region cut off) counts as gone.
+      const openTimer = setTimeout(() => {
+        if (!opened && this.ws === ws) ws.close();
+      }, CONNECT_TIMEOUT_MS);
       ws.onopen = () => {
+        clearTimeout(openTimer);
         opened = true;
         this.attempts = 0;
         this.failedBeforeOpen = 0;
@@ -379,6 +402,7 @@
         this.onFrame(msg);
       };
       ws.onclose = (e) => {
+        clearTimeout(openTimer);
         if (this.ws !== ws) return;
         this.ws = null;
         if (e.code === CLOSE_REVOKED) {
@@ -983,7 +1007,7 @@
     el.dataset.state = conn.state;
     let text = conn.state;
     if (conn.state === 'connected') {
-      text = `connected · ${hostOf(conn.server.base)}`;
+      text = `connected · ${conn.server.region ? `${conn.server.region} · ` : ''}${hostOf(conn.server.base)}`;
       if (clock.rtt !== null) text += ` · rtt ${clock.rtt.toFixed(1)} ms`;
     } else if (conn.state === 'reconnecting') {
       const s = Math.max(0, (conn.retryAt - Date.now()) / 1000);
@@ -1322,7 +1346,8 @@
   window.synctv = {
     status: () => conn.state,
     server: () => (conn.server ? conn.server.base : null),
-    servers: () => servers.list.map((s) => ({ base: s.base, rtt: s.rtt, down: s.downUntil > Date.now() })),
+    servers: () => servers.list.map((s) => ({ base: s.base, region: s.region, rtt: s.rtt, down: s.downUntil > Date.now() })),
+    region: () => (conn.server ? conn.server.region : null),
     offset: () => clock.offset,
     rtt: () => clock.rtt,
     clockSynced: () => clock.synced,

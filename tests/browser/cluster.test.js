@@ -9,7 +9,6 @@
 // one SQLite file.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as h from './harness.js';
@@ -37,20 +36,13 @@ async function startRedis(dir) {
   const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
     stdio: 'ignore',
   });
-  const deadline = Date.now() + 10000;
-  while (Date.now() < deadline) {
-    const ok = await new Promise((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.end();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return { port, proc, url: `redis://127.0.0.1:${port}` };
-    await h.sleep(100); // pacing of the poll: the loop ends when Redis accepts a connection
+  try {
+    await h.waitUntil('redis-server accepts connections', () => h.accepts(port), 10000);
+  } catch (e) {
+    proc.kill('SIGKILL');
+    throw e;
   }
-  proc.kill('SIGKILL');
-  throw new Error('redis-server did not start');
+  return { port, proc, url: `redis://127.0.0.1:${port}` };
 }
 
 before(async () => {

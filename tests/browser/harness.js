@@ -21,6 +21,32 @@ export const synctvBin =
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Polls `probe` (an async function) until it returns something truthy, and returns that;
+ * fails after `timeoutMs` naming `what`. For conditions outside a page (a server up, a
+ * gateway linked); in a page, use playwright's waitForFunction.
+ */
+export async function waitUntil(what, probe, timeoutMs = 15000, everyMs = 100) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => null);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(everyMs); // pacing of the poll: the loop ends when the condition holds
+  }
+}
+
+/** Whether something accepts TCP connections on a loopback port. */
+export function accepts(port) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => {
+      s.end();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
+}
+
 export async function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
