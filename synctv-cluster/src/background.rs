@@ -70,6 +70,25 @@ impl BackgroundTasks {
     }
 }
 
+/// The next batch of a queue-draining task: up to `max` items into `batch`. Once `stop`
+/// is cancelled the queue is closed and what is still in it comes out, so that work
+/// accepted before a shutdown (the last commits' publishes) is not dropped. `0` means the
+/// queue is closed and empty: the task ends.
+pub async fn next_batch<T>(
+    rx: &mut tokio::sync::mpsc::Receiver<T>,
+    batch: &mut Vec<T>,
+    max: usize,
+    stop: &CancellationToken,
+) -> usize {
+    tokio::select! {
+        received = rx.recv_many(batch, max) => received,
+        _ = stop.cancelled() => {
+            rx.close();
+            rx.recv_many(batch, max).await
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

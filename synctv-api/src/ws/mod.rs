@@ -5,6 +5,8 @@
 //! - [`session`]: the task that serves one connection; [`handlers`]: what it does with
 //!   each client message.
 
+#[cfg(test)]
+mod any_json;
 mod handlers;
 mod protocol;
 #[cfg(test)]

@@ -2,31 +2,13 @@
 //! text, any JSON shape and any field of any type must come back as a message or a
 //! `BadMessage` (never a panic), and what the contract allows must be accepted.
 
+use super::any_json::any_json;
 use super::protocol::{decode, ClientMessage, MAX_CHAT_CHARS};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
 /// Cases per property: enough to find what a few seconds can, few enough for the suite.
 const CASES: u32 = 1000;
-
-/// Any JSON value, nested a little.
-fn any_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
-        ".{0,40}".prop_map(Value::String),
-    ];
-    leaf.prop_recursive(3, 24, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map(".{0,8}", inner, 0..6)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
 
 /// An object shaped like a client message: a real type, real field names, any values.
 fn message_like() -> impl Strategy<Value = Value> {
@@ -54,7 +36,7 @@ fn message_like() -> impl Strategy<Value = Value> {
         "t",
     ];
     let field_values =
-        prop::collection::vec((prop::sample::select(fields.to_vec()), any_json()), 0..8);
+        prop::collection::vec((prop::sample::select(fields.to_vec()), any_json(40)), 0..8);
     (kinds, field_values).prop_map(|(kind, pairs)| {
         let mut object = Map::new();
         object.insert("type".into(), Value::from(kind));
@@ -79,7 +61,7 @@ proptest! {
     }
 
     #[test]
-    fn any_json_decodes_or_is_refused(value in any_json()) {
+    fn any_json_decodes_or_is_refused(value in any_json(40)) {
         let _ = decode(&value.to_string());
     }
 

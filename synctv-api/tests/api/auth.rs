@@ -1,5 +1,5 @@
 use crate::both_backends;
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, Backend};
+use crate::helpers::{assert_error, spawn_app, spawn_first_node, spawn_peer, Backend};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use synctv_core::{User, UserId};
@@ -135,16 +135,10 @@ async fn generated_secret_survives_a_restart(backend: Backend) {
 }
 
 async fn configured_secret_is_shared_between_nodes(backend: Backend) {
-    let secret = "a-shared-secret-of-enough-length";
-    let first = spawn_app_with(backend, |c| c.auth.jwt_secret = Some(secret.into())).await;
+    let first = spawn_first_node(backend).await;
     let alice = first.guest("alice").await;
-    let url = first.config.database.url.clone();
     // A second node on the same database, with the same configured secret.
-    let second = spawn_app_with(backend, |c| {
-        c.auth.jwt_secret = Some(secret.into());
-        c.database.url = url;
-    })
-    .await;
+    let second = spawn_peer(backend, &first).await;
     let resp = second
         .create_room(&alice.token, json!({"name": "shared"}))
         .await;

@@ -88,6 +88,28 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     TestApp::start(config, data).await
 }
 
+/// Every node of a multi-node test signs with this secret, so a token from one is valid
+/// on all of them.
+pub const SHARED_JWT_SECRET: &str = "a-shared-secret-of-enough-length";
+
+/// The first node of several: it signs with `SHARED_JWT_SECRET`.
+pub async fn spawn_first_node(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |c| {
+        c.auth.jwt_secret = Some(SHARED_JWT_SECRET.into())
+    })
+    .await
+}
+
+/// Another node of `first`'s cluster: on its database, with the same secret.
+pub async fn spawn_peer(backend: Backend, first: &TestApp) -> TestApp {
+    let url = first.config.database.url.clone();
+    spawn_app_with(backend, |c| {
+        c.auth.jwt_secret = Some(SHARED_JWT_SECRET.into());
+        c.database.url = url;
+    })
+    .await
+}
+
 /// A real `synctv` process on a brand-new database, for what a test must read from a
 /// process of its own: `/metrics`. The Prometheus recorder is process-wide, so an app
 /// spawned in this test process shares its counters with every other test here (the twin

@@ -3,7 +3,7 @@
 //! with it get `error` `unauthorized` and close code 4401.
 
 use crate::both_backends;
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, Backend, TestApp};
+use crate::helpers::{assert_error, spawn_app, spawn_first_node, spawn_peer, Backend, TestApp};
 use crate::ws_client::WsClient;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -85,14 +85,8 @@ async fn logout_revokes_the_token_on_this_node(backend: Backend) {
 }
 
 async fn logout_reaches_every_node_within_five_seconds(backend: Backend) {
-    let secret = "a-shared-secret-of-enough-length";
-    let first = spawn_app_with(backend, |c| c.auth.jwt_secret = Some(secret.into())).await;
-    let url = first.config.database.url.clone();
-    let second = spawn_app_with(backend, |c| {
-        c.auth.jwt_secret = Some(secret.into());
-        c.database.url = url;
-    })
-    .await;
+    let first = spawn_first_node(backend).await;
+    let second = spawn_peer(backend, &first).await;
     let alice = first.guest("alice").await;
     let room = first.room_id(&alice, "two nodes").await;
     let mut on_second = WsClient::connect(&second.ws_url(), &alice.token).await;
@@ -120,11 +114,7 @@ async fn logout_reaches_every_node_within_five_seconds(backend: Backend) {
         started.elapsed()
     );
     // A node started after the logout knows it from the start.
-    let third = spawn_app_with(backend, |c| {
-        c.auth.jwt_secret = Some(secret.into());
-        c.database.url = first.config.database.url.clone();
-    })
-    .await;
+    let third = spawn_peer(backend, &first).await;
     wait_until_refused(&third, &alice.token, Instant::now()).await;
 }
 

@@ -2,7 +2,7 @@
 //! or expired ticket is 401 at the upgrade.
 
 use crate::both_backends;
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, Backend};
+use crate::helpers::{assert_error, spawn_app, spawn_first_node, spawn_peer, Backend};
 use crate::ws_client::WsClient;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -98,14 +98,8 @@ async fn a_ticket_needs_a_valid_token(backend: Backend) {
 /// Tickets live in the shared database: minted on one node, taken on another, and two
 /// nodes racing for one ticket let exactly one connection in.
 async fn a_ticket_works_on_another_node_once(backend: Backend) {
-    let secret = "a-shared-secret-of-enough-length";
-    let first = spawn_app_with(backend, |c| c.auth.jwt_secret = Some(secret.into())).await;
-    let url = first.config.database.url.clone();
-    let second = spawn_app_with(backend, |c| {
-        c.auth.jwt_secret = Some(secret.into());
-        c.database.url = url;
-    })
-    .await;
+    let first = spawn_first_node(backend).await;
+    let second = spawn_peer(backend, &first).await;
     let alice = first.guest("alice").await;
     let ticket = first.ticket(&alice.token).await;
     let ws = WsClient::try_connect(&second.ticket_url(&ticket), None).await;

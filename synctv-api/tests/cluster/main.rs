@@ -5,6 +5,7 @@
 //!
 //! - `redis`: throwaway `redis-server`s and a Redis Cluster; `nats`: throwaway
 //!   `nats-server`s, and two regions joined by gateways over an 80 ms round trip;
+//!   `server_process`: the child process of either, killed, paused and resumed;
 //!   `proxy`: a TCP proxy that can cut a link or delay it; `cluster`: `TestCluster`, n
 //!   nodes on a `TestBus`, and helpers in the contract's terms; `member`: a room member
 //!   that checks seq order as it reads.
@@ -26,6 +27,7 @@ mod member;
 mod nats;
 mod proxy;
 mod redis;
+mod server_process;
 
 mod delivery;
 mod faults;

@@ -6,9 +6,9 @@
 
 use crate::process::free_port;
 use crate::proxy::TcpProxy;
+use crate::server_process::ServerProcess;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio::io::AsyncReadExt;
@@ -25,7 +25,7 @@ pub struct NatsServer {
     pub region: String,
     dir: TempDir,
     config: String,
-    child: Mutex<Option<Child>>,
+    process: ServerProcess,
 }
 
 /// Where a region's gateway listens and how the other region reaches it.
@@ -67,7 +67,7 @@ impl NatsServer {
             region: region.to_owned(),
             dir,
             config,
-            child: Mutex::new(None),
+            process: ServerProcess::default(),
         };
         server.spawn().await;
         server
@@ -80,11 +80,7 @@ impl NatsServer {
 
     /// `kill -9` of the server (an outage, or a region's death). Core NATS keeps nothing.
     pub fn stop(&self) {
-        self.resume();
-        if let Some(mut child) = self.child.lock().unwrap().take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
     }
 
     /// Starts it again after `stop`, on the same ports, and waits until it greets.
@@ -95,19 +91,12 @@ impl NatsServer {
 
     /// SIGSTOP: the server holds its connections but answers nothing.
     pub fn pause(&self) {
-        self.signal(libc::SIGSTOP);
+        self.process.pause();
     }
 
     /// SIGCONT after `pause`.
     pub fn resume(&self) {
-        self.signal(libc::SIGCONT);
-    }
-
-    fn signal(&self, signal: i32) {
-        if let Some(child) = self.child.lock().unwrap().as_ref() {
-            // SAFETY: kill(2) with our own child's pid and a valid signal number.
-            unsafe { libc::kill(child.id() as i32, signal) };
-        }
+        self.process.resume();
     }
 
     async fn spawn(&self) {
@@ -123,17 +112,15 @@ impl NatsServer {
             .stderr(log)
             .spawn()
             .expect("spawn nats-server; run ./scripts/test to install it");
-        *self.child.lock().unwrap() = Some(child);
+        self.process.set(child);
         let deadline = Instant::now() + START_PATIENCE;
         while !greets(self.port).await {
-            if let Some(child) = self.child.lock().unwrap().as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!(
-                        "nats-server on port {} exited: {status}\n{}",
-                        self.port,
-                        self.log()
-                    );
-                }
+            if let Some(status) = self.process.exited() {
+                panic!(
+                    "nats-server on port {} exited: {status}\n{}",
+                    self.port,
+                    self.log()
+                );
             }
             assert!(
                 Instant::now() < deadline,

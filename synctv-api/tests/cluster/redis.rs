@@ -4,11 +4,11 @@
 //! `SYNCTV__REDIS__CLUSTER_MODE=true`). Everything is killed on drop.
 
 use crate::process::free_port;
+use crate::server_process::ServerProcess;
 use crate::wait::wait_for;
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,7 +20,7 @@ pub struct RedisServer {
     pub port: u16,
     dir: TempDir,
     extra: Vec<String>,
-    child: Mutex<Option<Child>>,
+    process: ServerProcess,
 }
 
 impl RedisServer {
@@ -38,7 +38,7 @@ impl RedisServer {
             port,
             dir,
             extra,
-            child: Mutex::new(None),
+            process: ServerProcess::default(),
         };
         server.spawn().await;
         server
@@ -51,10 +51,7 @@ impl RedisServer {
 
     /// Kills the server at once (an outage). Its data is gone: nothing is persisted.
     pub fn stop(&self) {
-        if let Some(mut child) = self.child.lock().unwrap().take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
     }
 
     /// Starts it again after `stop`, on the same port, and waits until it answers PING.
@@ -65,19 +62,12 @@ impl RedisServer {
 
     /// SIGSTOP: the server holds its connections but answers nothing.
     pub fn pause(&self) {
-        self.signal(libc::SIGSTOP);
+        self.process.pause();
     }
 
     /// SIGCONT after `pause`.
     pub fn resume(&self) {
-        self.signal(libc::SIGCONT);
-    }
-
-    fn signal(&self, signal: i32) {
-        if let Some(child) = self.child.lock().unwrap().as_ref() {
-            // SAFETY: kill(2) with our own child's pid and a valid signal number.
-            unsafe { libc::kill(child.id() as i32, signal) };
-        }
+        self.process.resume();
     }
 
     async fn spawn(&self) {
@@ -94,16 +84,14 @@ impl RedisServer {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn redis-server; run ./scripts/test to install it");
-        *self.child.lock().unwrap() = Some(child);
+        self.process.set(child);
         let port = self.port;
         wait_for(
             START_PATIENCE,
             &format!("redis-server answers PING on port {port}"),
             || {
-                if let Some(child) = self.child.lock().unwrap().as_mut() {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        panic!("redis-server on port {port} exited: {status}");
-                    }
+                if let Some(status) = self.process.exited() {
+                    panic!("redis-server on port {port} exited: {status}");
                 }
                 async move { ping(port).await.then_some(()) }
             },
@@ -114,7 +102,6 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        self.resume();
         self.stop();
     }
 }

@@ -33,6 +33,9 @@ mod proxy;
 #[allow(dead_code)]
 #[path = "../cluster/redis.rs"]
 mod redis;
+#[allow(dead_code)]
+#[path = "../cluster/server_process.rs"]
+mod server_process;
 #[path = "../api/wait.rs"]
 mod wait;
 #[allow(dead_code)]

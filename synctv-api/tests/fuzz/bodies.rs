@@ -1,3 +1,4 @@
+use crate::any_json::any_json;
 use crate::helpers::{spawn_app, Backend, TestApp};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -7,29 +8,10 @@ use serde_json::{Map, Value};
 /// Requests per property; each is a real HTTP round trip (and some hash a password).
 const CASES: u32 = 300;
 
-/// Any JSON value, nested a little.
-fn any_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
-        ".{0,120}".prop_map(Value::String),
-    ];
-    leaf.prop_recursive(3, 24, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map(".{0,8}", inner, 0..6)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
-
 /// An object with the fields the endpoints read, holding anything.
 fn body_like() -> impl Strategy<Value = Value> {
     let fields = vec!["name", "password", "control", "text", "user_id", "extra"];
-    prop::collection::vec((prop::sample::select(fields), any_json()), 0..5).prop_map(|pairs| {
+    prop::collection::vec((prop::sample::select(fields), any_json(120)), 0..5).prop_map(|pairs| {
         let mut object = Map::new();
         for (name, value) in pairs {
             object.insert(name.into(), value);
@@ -42,7 +24,7 @@ fn body_like() -> impl Strategy<Value = Value> {
 fn body() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         body_like().prop_map(|v| v.to_string().into_bytes()),
-        any_json().prop_map(|v| v.to_string().into_bytes()),
+        any_json(120).prop_map(|v| v.to_string().into_bytes()),
         prop::collection::vec(any::<u8>(), 0..200),
     ]
 }

@@ -11,6 +11,8 @@
 //! configuration overlay's in `synctv-core/tests/config_props.rs`. A failure proptest
 //! finds becomes a named regression test next to the property.
 
+#[path = "../../src/ws/any_json.rs"]
+mod any_json;
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;

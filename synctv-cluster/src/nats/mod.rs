@@ -15,7 +15,7 @@ pub mod messages;
 pub mod subjects;
 pub mod view;
 
-use crate::background::BackgroundTasks;
+use crate::background::{next_batch, BackgroundTasks};
 use crate::catch_up::CatchUp;
 use crate::deduplicator::Deduplicator;
 use crate::delivery::Delivery;
@@ -412,14 +412,7 @@ async fn publish_loop(
 ) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     loop {
-        let received = tokio::select! {
-            received = rx.recv_many(&mut batch, PUBLISH_BATCH) => received,
-            _ = stop.cancelled() => {
-                rx.close();
-                rx.recv_many(&mut batch, PUBLISH_BATCH).await
-            }
-        };
-        if received == 0 {
+        if next_batch(&mut rx, &mut batch, PUBLISH_BATCH, &stop).await == 0 {
             return;
         }
         let mut failed = 0u64;

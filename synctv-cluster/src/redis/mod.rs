@@ -12,7 +12,7 @@ pub mod connection;
 pub mod keys;
 pub mod presence;
 
-use crate::background::BackgroundTasks;
+use crate::background::{next_batch, BackgroundTasks};
 use crate::catch_up::CatchUp;
 use crate::deduplicator::Deduplicator;
 use crate::delivery::Delivery;
@@ -194,14 +194,7 @@ async fn publish_loop(
 ) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     loop {
-        let received = tokio::select! {
-            received = rx.recv_many(&mut batch, PUBLISH_BATCH) => received,
-            _ = stop.cancelled() => {
-                rx.close();
-                rx.recv_many(&mut batch, PUBLISH_BATCH).await
-            }
-        };
-        if received == 0 {
+        if next_batch(&mut rx, &mut batch, PUBLISH_BATCH, &stop).await == 0 {
             return;
         }
         publish_batch(&link, &keys, &mut batch).await;
