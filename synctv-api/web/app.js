@@ -18,8 +18,8 @@
   // ---------------------------------------------------------------- tunables
   const SYNC = {
     tickMs: 100, // how often the player is compared to the room
-    nudgeStart: 0.03, // s of drift before the rate is nudged...
-    nudgeStop: 0.01, // ...and when the nudge stops (hysteresis against thrashing)
+    nudgeStart: 0.015, // s of drift before the rate is nudged...
+    nudgeStop: 0.005, // ...and when the nudge stops (hysteresis against thrashing)
     nudgeGain: 1.2, // rate offset per second of drift
     nudgeMin: 0.02, // smallest nudge, so small drifts still converge
     nudgeMax: 0.1, // at most ±10% of the room's rate
