@@ -12,6 +12,9 @@
 //!   `AuthUser` extractor.
 //! - [`revocation`]: logged-out tokens, polled from the database so every node refuses
 //!   them within seconds, and the watches that close their WebSockets.
+//! - [`disconnects`]: the server API's disconnect of a user, on every node (polled like
+//!   revocations), with a count across nodes; [`session_watch`]: the watches both use to
+//!   close a session from outside.
 //! - [`guard`]: the Origin rule, trusted proxies and client addresses, per-address
 //!   limits, and credentials redacted from logged URLs.
 //! - [`refusal`]: what the API refuses, counted in `synctv_refusals_total`.
@@ -21,12 +24,14 @@
 //! - [`metrics`]: the process-wide Prometheus recorder behind `/metrics`.
 
 pub mod auth;
+pub mod disconnects;
 pub mod guard;
 pub mod http;
 pub mod metrics;
 pub mod node;
 pub mod refusal;
 pub mod revocation;
+pub mod session_watch;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

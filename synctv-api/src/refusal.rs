@@ -1,6 +1,8 @@
 //! What the API refuses, counted in `synctv_refusals_total{reason}` beside the cluster
 //! layer's own refusals (admission, a full room), which it labels itself.
 
+use synctv_cluster::NodeCounters;
+
 /// Why the API refused an upgrade, a message or a connection's further life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -26,8 +28,8 @@ impl Refusal {
         }
     }
 
-    /// Counts this refusal in `/metrics`.
-    pub fn record(self) {
-        metrics::counter!("synctv_refusals_total", "reason" => self.as_str()).increment(1);
+    /// Counts this refusal in `/metrics` and in the node's totals.
+    pub fn record(self, counters: &NodeCounters) {
+        counters.refused(self.as_str());
     }
 }

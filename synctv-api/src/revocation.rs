@@ -3,9 +3,10 @@
 //! A logout writes the token's id to `revoked_tokens`; each node polls the recent rows
 //! every [`POLL_INTERVAL`] and keeps the set of revoked ids in memory, so checking a token
 //! costs a hash lookup, not a query. WebSocket sessions opened with a token hold a
-//! [`RevocationWatch`] on its id: when the id is revoked, the watch is cancelled and the
+//! [`SessionWatch`] on its id: when the id is revoked, the watch is cancelled and the
 //! session closes with 4401.
 
+use crate::session_watch::{SessionWatch, WatchSet};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -22,31 +23,23 @@ const POLL_OVERLAP_MS: i64 = 60_000;
 /// Polls between two purges of expired tickets and revocations.
 const PURGE_EVERY: u32 = 60;
 
-#[derive(Default)]
 pub struct Revocations {
-    state: Mutex<State>,
-}
-
-#[derive(Default)]
-struct State {
     /// Revoked token ids, with when each would have expired anyway (ms).
-    revoked: HashMap<String, i64>,
+    revoked: Mutex<HashMap<String, i64>>,
     /// The sessions watching each token id.
-    watched: HashMap<String, Watched>,
-}
-
-struct Watched {
-    cancel: CancellationToken,
-    sessions: usize,
+    watches: Arc<WatchSet>,
 }
 
 impl Revocations {
     pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+        Arc::new(Self {
+            revoked: Mutex::default(),
+            watches: WatchSet::new(),
+        })
     }
 
     pub fn is_revoked(&self, token_id: &str) -> bool {
-        self.lock().revoked.contains_key(token_id)
+        self.lock().contains_key(token_id)
     }
 
     /// Revokes a token on this node at once, and on the others through the database.
@@ -68,25 +61,8 @@ impl Revocations {
 
     /// A watch on `token_id`: cancelled when the token is revoked (at once if it already
     /// is). Held by a session for as long as it lives.
-    pub fn watch(self: &Arc<Self>, token_id: &str) -> RevocationWatch {
-        let mut state = self.lock();
-        let already = state.revoked.contains_key(token_id);
-        let watched = state
-            .watched
-            .entry(token_id.to_owned())
-            .or_insert_with(|| Watched {
-                cancel: CancellationToken::new(),
-                sessions: 0,
-            });
-        watched.sessions += 1;
-        if already {
-            watched.cancel.cancel();
-        }
-        RevocationWatch {
-            revoked: watched.cancel.clone(),
-            token_id: token_id.to_owned(),
-            owner: Arc::clone(self),
-        }
+    pub fn watch(&self, token_id: &str) -> SessionWatch {
+        self.watches.watch(token_id, self.is_revoked(token_id))
     }
 
     /// Polls the database until `stop` is cancelled. The first poll reads every
@@ -129,53 +105,22 @@ impl Revocations {
     }
 
     fn apply(&self, revocation: &Revocation) {
-        let mut state = self.lock();
-        state
-            .revoked
+        self.lock()
             .insert(revocation.token_id.clone(), revocation.expires_at);
-        if let Some(watched) = state.watched.get(&revocation.token_id) {
-            watched.cancel.cancel();
-        }
+        self.watches.cancel(&revocation.token_id);
     }
 
     /// Expired tokens are refused by their signature; their revocations can go.
     fn forget_expired(&self, now_ms: i64) {
-        self.lock()
-            .revoked
-            .retain(|_, expires_at| *expires_at > now_ms);
+        self.lock().retain(|_, expires_at| *expires_at > now_ms);
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // The state stays consistent across a panic elsewhere: every update is one insert
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, i64>> {
+        // The map stays consistent across a panic elsewhere: every update is one insert
         // or remove.
-        self.state
+        self.revoked
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// A session's interest in its token: `revoked()` resolves once the token is revoked.
-pub struct RevocationWatch {
-    revoked: CancellationToken,
-    token_id: String,
-    owner: Arc<Revocations>,
-}
-
-impl RevocationWatch {
-    pub async fn revoked(&self) {
-        self.revoked.cancelled().await
-    }
-}
-
-impl Drop for RevocationWatch {
-    fn drop(&mut self) {
-        let mut state = self.owner.lock();
-        if let Some(watched) = state.watched.get_mut(&self.token_id) {
-            watched.sessions -= 1;
-            if watched.sessions == 0 {
-                state.watched.remove(&self.token_id);
-            }
-        }
     }
 }
 
@@ -198,23 +143,12 @@ mod tests {
         let a2 = revocations.watch("a");
         let b = revocations.watch("b");
         revocations.apply(&revocation("a"));
-        a1.revoked().await;
-        a2.revoked().await;
-        assert!(!b.revoked.is_cancelled());
+        a1.cancelled().await;
+        a2.cancelled().await;
+        assert!(!b.is_cancelled());
         assert!(revocations.is_revoked("a") && !revocations.is_revoked("b"));
         // A session opened after the revocation is cancelled at once.
-        revocations.watch("a").revoked().await;
-    }
-
-    #[test]
-    fn watches_are_forgotten_with_their_last_session() {
-        let revocations = Revocations::new();
-        let first = revocations.watch("a");
-        let second = revocations.watch("a");
-        drop(first);
-        assert_eq!(revocations.lock().watched.len(), 1);
-        drop(second);
-        assert!(revocations.lock().watched.is_empty());
+        revocations.watch("a").cancelled().await;
     }
 
     #[test]

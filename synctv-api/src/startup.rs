@@ -2,6 +2,7 @@
 //! start, so `run_until_stopped` only serves.
 
 use crate::auth::TokenService;
+use crate::disconnects::Disconnects;
 use crate::guard::Guards;
 use crate::http::{self, ApiContext};
 use crate::node;
@@ -44,7 +45,8 @@ pub struct Application {
     listener: TcpListener,
     port: u16,
     ctx: ApiContext,
-    /// The HTTP layer's own background tasks (the revocation poller), stopped after the
+    /// The HTTP layer's own background tasks (the revocation and disconnect pollers),
+    /// stopped after the
     /// drain.
     tasks: TaskTracker,
     stop_tasks: CancellationToken,
@@ -100,6 +102,8 @@ impl Application {
         let stop_tasks = CancellationToken::new();
         let revocations = Revocations::new();
         revocations.spawn_poller(db.clone(), &tasks, stop_tasks.child_token());
+        let disconnects = Disconnects::new(&node_id);
+        disconnects.spawn_poller(db.clone(), &tasks, stop_tasks.child_token());
 
         let ctx = ApiContext {
             guards: Arc::new(Guards::from_config(&config)),
@@ -111,6 +115,7 @@ impl Application {
             started_at: Instant::now(),
             metrics,
             revocations,
+            disconnects,
         };
         Ok(Self {
             listener,

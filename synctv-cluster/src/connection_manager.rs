@@ -8,6 +8,7 @@ use synctv_core::config::LimitsConfig;
 use synctv_core::UserId;
 
 use crate::hub::ConnectionId;
+use crate::node_counters::NodeCounters;
 
 /// What the cluster layer refuses; the `reason` label of `synctv_refusals_total` (the
 /// API counts its own refusals under the same metric with its own labels).
@@ -27,9 +28,9 @@ impl Refusal {
         }
     }
 
-    /// Counts this refusal in `/metrics`.
-    pub fn record(self) -> Self {
-        metrics::counter!("synctv_refusals_total", "reason" => self.as_str()).increment(1);
+    /// Counts this refusal in `/metrics` and in the node's totals.
+    pub fn record(self, counters: &NodeCounters) -> Self {
+        counters.refused(self.as_str());
         self
     }
 }
@@ -45,6 +46,8 @@ pub struct ConnectionManager {
     next_id: AtomicU64,
     per_user: usize,
     global: usize,
+    /// This node's deliveries and refusals, which its heartbeat carries.
+    node_counters: Arc<NodeCounters>,
 }
 
 /// Held for a connection's lifetime; releases its place when dropped.
@@ -65,6 +68,7 @@ impl ConnectionManager {
             next_id: AtomicU64::new(1),
             per_user: limits.per_user,
             global,
+            node_counters: Arc::default(),
         }
     }
 
@@ -75,11 +79,11 @@ impl ConnectionManager {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         if self.counts.global.load(Ordering::Relaxed) >= self.global {
-            return Err(Refusal::NodeFull.record());
+            return Err(Refusal::NodeFull.record(&self.node_counters));
         }
         let count = per_user.entry(user.clone()).or_insert(0);
         if *count >= self.per_user {
-            return Err(Refusal::TooManyForUser.record());
+            return Err(Refusal::TooManyForUser.record(&self.node_counters));
         }
         *count += 1;
         let total = self.counts.global.fetch_add(1, Ordering::Relaxed) + 1;
@@ -89,6 +93,11 @@ impl ConnectionManager {
             user: user.clone(),
             counts: self.counts.clone(),
         })
+    }
+
+    /// This node's totals of deliveries and refusals.
+    pub fn counters(&self) -> &NodeCounters {
+        &self.node_counters
     }
 
     /// Open connections on this node.

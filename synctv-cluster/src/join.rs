@@ -91,7 +91,7 @@ impl ClusterManager {
     async fn arrive(&self, member: &Member, room: &RoomId) -> Result<(), JoinError> {
         match self.presence.arrive(room, &member.actor).await {
             Arrival::Full => {
-                Refusal::RoomFull.record();
+                Refusal::RoomFull.record(self.connections().counters());
                 Err(JoinError::RoomFull)
             }
             Arrival::Again => Ok(()),

@@ -15,7 +15,8 @@
 //! - [`outbox`]: [`Outbox`], a connection's bounded outbound queue; overflow means
 //!   `reconnect`.
 //! - [`connection_manager`]: [`ConnectionManager`], admission limits, and the cluster
-//!   layer's [`Refusal`] labels.
+//!   layer's [`Refusal`] labels; [`node_counters`]: this node's deliveries and refusals,
+//!   which its heartbeat carries.
 //! - [`presence`], [`presence_book`]: per-user presence, this node's and cluster-wide;
 //!   [`rate_limit`]: the per-connection token bucket.
 //! - [`bus`]: cluster mode: what nodes need from each other (events between nodes,
@@ -44,6 +45,7 @@ pub mod hub;
 mod join;
 mod membership;
 pub mod nats;
+pub mod node_counters;
 pub mod node_registry;
 pub mod outbox;
 pub mod presence;
@@ -59,6 +61,7 @@ pub use error::ClusterError;
 pub use history_writer::PendingCommit;
 pub use hub::{ConnectionId, JoinView, RoomMessageHub};
 pub use join::{JoinError, JoinRequest, JoinedRoom};
+pub use node_counters::NodeCounters;
 pub use node_registry::NodeInfo;
 pub use outbox::{Outbound, Outbox, OutboxReceiver};
 pub use rate_limit::TokenBucket;

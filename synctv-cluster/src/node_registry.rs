@@ -23,6 +23,12 @@ pub struct NodeInfo {
     pub connections: usize,
     pub rooms: usize,
     pub last_seen: i64,
+    /// Frames this node wrote to sockets since it started (the server API's stats).
+    #[serde(default)]
+    pub deliveries_total: u64,
+    /// What this node refused since it started (`synctv_refusals_total`, all reasons).
+    #[serde(default)]
+    pub refusals_total: u64,
 }
 
 fn default_region() -> String {
@@ -47,6 +53,8 @@ impl ThisNode {
             connections: self.connections.count(),
             rooms: self.hub.active_rooms(),
             last_seen: now_ms(),
+            deliveries_total: self.connections.counters().deliveries(),
+            refusals_total: self.connections.counters().refusals(),
         }
     }
 }

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+mod operator;
+pub use operator::{ApiConfig, WebhooksConfig, MIN_API_KEY_BYTES};
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -21,6 +24,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub history: HistoryConfig,
     pub log: LogConfig,
+    pub api: ApiConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -329,6 +334,8 @@ impl Config {
 
     /// Empty strings from the environment mean "unset".
     fn normalize(&mut self) {
+        self.api.normalize();
+        self.webhooks.normalize();
         if let Some(NatsUrls::One(url)) = &self.nats.url {
             if url.trim().is_empty() {
                 self.nats.url = None;
@@ -357,6 +364,8 @@ impl Config {
                 reason: reason.into(),
             })
         };
+        self.api.validate()?;
+        self.webhooks.validate()?;
         if self.redis.url.is_some() && self.nats.url.is_some() {
             return rule(
                 "redis.url",

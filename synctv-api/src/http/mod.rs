@@ -8,12 +8,15 @@ mod extract;
 mod health;
 mod metrics;
 mod rooms;
+mod server_api;
+mod server_key;
 mod web;
 
 pub use error::ApiError;
 pub use extract::{ApiJson, ApiQuery};
 
 use crate::auth::TokenService;
+use crate::disconnects::Disconnects;
 use crate::guard::redact::redact_uri;
 use crate::guard::{Guards, OriginPolicy};
 use crate::revocation::Revocations;
@@ -46,6 +49,8 @@ pub struct ApiContext {
     pub metrics: PrometheusHandle,
     /// Logged-out tokens, kept in step with the other nodes.
     pub revocations: Arc<Revocations>,
+    /// The server API's disconnects, kept in step with the other nodes.
+    pub disconnects: Arc<Disconnects>,
     /// The Origin rule, trusted proxies and per-address limits.
     pub guards: Arc<Guards>,
 }
@@ -57,6 +62,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(health::router())
         .merge(metrics::router())
         .merge(cluster::router())
+        .merge(server_api::router())
         .merge(web::router())
         .merge(crate::ws::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })

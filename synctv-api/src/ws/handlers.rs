@@ -65,7 +65,7 @@ impl MessageHandler {
 
     pub(super) async fn receive(&mut self, text: &str) -> Flow {
         if !self.bucket.try_take(Instant::now()) {
-            Refusal::RateLimited.record();
+            Refusal::RateLimited.record(self.ctx.cluster.connections().counters());
             self.refused_in_a_row += 1;
             if self.refused_in_a_row > MAX_REFUSED_IN_A_ROW {
                 return Flow::Close(1008, "message rate exceeded");
@@ -81,7 +81,7 @@ impl MessageHandler {
         }
         self.refused_in_a_row = 0;
         if text.len() > self.ctx.config.limits.max_message_bytes {
-            Refusal::TooLarge.record();
+            Refusal::TooLarge.record(self.ctx.cluster.connections().counters());
             let message = format!(
                 "a message may be at most {} bytes",
                 self.ctx.config.limits.max_message_bytes
@@ -160,7 +160,7 @@ impl MessageHandler {
         let id = id.as_ref();
         let again = self.rooms.contains_key(&room);
         if !again && self.rooms.len() >= self.ctx.config.limits.rooms_per_connection {
-            Refusal::TooManyRooms.record();
+            Refusal::TooManyRooms.record(self.ctx.cluster.connections().counters());
             let message = format!(
                 "a connection may join at most {} rooms",
                 self.ctx.config.limits.rooms_per_connection

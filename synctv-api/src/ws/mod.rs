@@ -14,4 +14,5 @@ mod protocol_props;
 mod session;
 mod upgrade;
 
+pub use protocol::MAX_CHAT_CHARS;
 pub use upgrade::router;

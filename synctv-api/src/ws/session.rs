@@ -10,7 +10,7 @@ use super::handlers::{Flow, MessageHandler};
 use super::protocol::{ErrorCode, ServerMessage};
 use crate::http::ApiContext;
 use crate::refusal::Refusal;
-use crate::revocation::RevocationWatch;
+use crate::session_watch::SessionWatch;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures_util::SinkExt;
@@ -24,6 +24,15 @@ const WRITE_BATCH: usize = 64;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The close code of a connection whose token was revoked (logout).
 const CLOSE_REVOKED: u16 = 4401;
+/// The close code of a connection the server API disconnected.
+const CLOSE_DISCONNECTED: u16 = 4000;
+
+/// What may end a session from outside: its token's revocation, and the server API's
+/// disconnect of its user.
+pub struct SessionWatches {
+    pub revoked: SessionWatch,
+    pub disconnected: SessionWatch,
+}
 
 /// The connection loop's state: the handler of its messages and its admission permit.
 struct Session {
@@ -38,7 +47,7 @@ pub async fn run(
     ctx: ApiContext,
     actor: Actor,
     permit: ConnectionPermit,
-    revoked: RevocationWatch,
+    watches: SessionWatches,
 ) {
     let (outbox, rx) = Outbox::new(ctx.config.limits.outbound_queue);
     let member = Member {
@@ -52,11 +61,11 @@ pub async fn run(
         _permit: permit,
         ctx,
     };
-    session.serve(socket, rx, revoked).await;
+    session.serve(socket, rx, watches).await;
 }
 
 impl Session {
-    async fn serve(mut self, mut socket: WebSocket, rx: OutboxReceiver, revoked: RevocationWatch) {
+    async fn serve(mut self, mut socket: WebSocket, rx: OutboxReceiver, watches: SessionWatches) {
         let limits = &self.ctx.config.limits;
         let idle = Duration::from_secs(limits.idle_timeout_secs);
         let mut idle_deadline = tokio::time::Instant::now() + idle;
@@ -72,7 +81,7 @@ impl Session {
                         send_reconnect(&mut socket, "shutdown", 0).await?;
                         return wait_for_leave(&mut socket, &shutdown).await;
                     }
-                    _ = revoked.revoked() => {
+                    _ = watches.revoked.cancelled() => {
                         self.write_pending(&mut socket, &rx).await?;
                         let frame = ServerMessage::Error {
                             id: None,
@@ -84,6 +93,10 @@ impl Session {
                         .encode();
                         socket.send(Message::Text(text_frame(frame))).await?;
                         return close(&mut socket, CLOSE_REVOKED, "token revoked").await;
+                    }
+                    _ = watches.disconnected.cancelled() => {
+                        self.write_pending(&mut socket, &rx).await?;
+                        return close(&mut socket, CLOSE_DISCONNECTED, "disconnected by the server").await;
                     }
                     _ = rx.overloaded.cancelled() => {
                         return reconnect(&mut socket, "overloaded", 1000).await;
@@ -115,11 +128,11 @@ impl Session {
                         Some(Ok(_)) => {}
                     },
                     _ = tokio::time::sleep_until(idle_deadline) => {
-                        Refusal::IdleTimeout.record();
+                        Refusal::IdleTimeout.record(self.ctx.cluster.connections().counters());
                         return close(&mut socket, 4000, "idle timeout").await;
                     }
                     _ = tokio::time::sleep_until(max_deadline) => {
-                        Refusal::MaxDuration.record();
+                        Refusal::MaxDuration.record(self.ctx.cluster.connections().counters());
                         self.write_pending(&mut socket, &rx).await?;
                         return reconnect(&mut socket, "max_duration", 0).await;
                     }
@@ -157,7 +170,7 @@ impl Session {
             }
         }
         socket.flush().await?;
-        metrics::counter!("synctv_deliveries_total").increment(written);
+        self.ctx.cluster.connections().counters().delivered(written);
         if let Some(oldest) = oldest {
             metrics::histogram!("synctv_delivery_latency_seconds")
                 .record(oldest.elapsed().as_secs_f64());

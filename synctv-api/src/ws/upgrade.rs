@@ -1,7 +1,7 @@
 //! `GET /ws`: authenticate, admit, upgrade. Every refusal is an HTTP answer with the
 //! contract's JSON error body, and no WebSocket is opened.
 
-use super::session;
+use super::session::{self, SessionWatches};
 use crate::auth::authenticate_upgrade;
 use crate::http::{ApiContext, ApiError};
 use crate::refusal::Refusal;
@@ -40,7 +40,7 @@ async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     if ctx.shutdown.is_draining() {
-        Refusal::Draining.record();
+        Refusal::Draining.record(ctx.cluster.connections().counters());
         return ApiError::Unavailable(
             "the server is shutting down: connect to another node".into(),
         )
@@ -56,7 +56,7 @@ async fn upgrade(
     {
         Ok(identity) => identity,
         Err(ApiError::Unauthorized(reason)) => {
-            Refusal::BadToken.record();
+            Refusal::BadToken.record(ctx.cluster.connections().counters());
             return ApiError::Unauthorized(format!(
                 "{reason}: a valid ?ticket=, ?token= or Authorization: Bearer is required"
             ))
@@ -65,7 +65,10 @@ async fn upgrade(
         Err(other) => return other.into_response(),
     };
     let actor = identity.actor;
-    let revoked = ctx.revocations.watch(&identity.token_id);
+    let watches = SessionWatches {
+        revoked: ctx.revocations.watch(&identity.token_id),
+        disconnected: ctx.disconnects.watch(&actor.user_id),
+    };
     let permit = match ctx.cluster.connections().admit(&actor.user_id) {
         Ok(permit) => permit,
         Err(refusal) => {
@@ -80,5 +83,5 @@ async fn upgrade(
         .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(HARD_MESSAGE_LIMIT.max(ctx.config.limits.max_message_bytes + 1))
-        .on_upgrade(move |socket| session::run(socket, ctx, actor, permit, revoked))
+        .on_upgrade(move |socket| session::run(socket, ctx, actor, permit, watches))
 }

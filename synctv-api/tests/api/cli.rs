@@ -30,6 +30,12 @@ fn a_bad_setting_stops_the_server_naming_the_key() {
         ("SYNCTV__SERVER__PORT", "not-a-port", "SERVER.PORT"),
         ("SYNCTV__SERVER__NO_SUCH_KEY", "1", "NO_SUCH_KEY"),
         ("SYNCTV__AUTH__JWT_SECRET", "short", "auth.jwt_secret"),
+        ("SYNCTV__API__KEY", "shorter-than-32-bytes", "api.key"),
+        (
+            "SYNCTV__WEBHOOKS__URL",
+            "http://127.0.0.1:9/",
+            "webhooks.secret",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let out = synctv()

@@ -22,6 +22,7 @@ mod realtime;
 mod recovery;
 mod redaction;
 mod rooms;
+mod server_api;
 mod tickets;
 mod web;
 mod ws_errors;

@@ -35,4 +35,5 @@ mod presence;
 mod recovery;
 mod redis_cluster;
 mod regions;
+mod server_api;
 mod task_lifecycle;

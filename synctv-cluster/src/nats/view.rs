@@ -326,6 +326,8 @@ mod tests {
             connections: 0,
             rooms: 0,
             last_seen: 1,
+            deliveries_total: 0,
+            refusals_total: 0,
         }
     }
 

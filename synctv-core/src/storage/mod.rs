@@ -4,7 +4,8 @@
 //! integers for booleans), so every endpoint behaves the same on each. Each concern has
 //! its file: [`users`], [`rooms`], [`history`] (reading the log), [`commit`] (the group
 //! commit that appends to it and assigns `seq`), [`settings`], [`credentials`] (WebSocket
-//! tickets and token revocations). [`sqlite_file`] reads a configured `sqlite:` URL the
+//! tickets and token revocations), [`disconnects`] (the server API's disconnect requests
+//! and each node's count). [`sqlite_file`] reads a configured `sqlite:` URL the
 //! way the embedded default is read. The group commit runs on [`sqlite_writer`] (a thread
 //! owning the write connection) for an SQLite file, and through the pool
 //! ([`pooled_commit`]) otherwise. Where a statement runs: [`hosts`] splits a
@@ -13,6 +14,7 @@
 
 mod commit;
 mod credentials;
+mod disconnects;
 mod history;
 mod hosts;
 mod pooled_commit;
@@ -26,6 +28,7 @@ mod users;
 
 pub use commit::{ChangeOutcome, CommittedChange, Rejection, RoomChange, RoomChangeKind};
 pub use credentials::{Revocation, TicketGrant};
+pub use disconnects::UserDisconnect;
 pub use history::EventPage;
 pub use hosts::{redact, split_hosts, HostListError};
 pub use primary::{PrimaryStatus, FAILOVER_WAIT};
