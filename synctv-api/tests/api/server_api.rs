@@ -3,7 +3,9 @@
 //! user on every node with close code 4000, and each node's stats.
 
 use crate::both_backends;
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, Backend, TestApp};
+use crate::helpers::{
+    assert_error, spawn_app, spawn_app_with, spawn_peer, Backend, TestApp, SHARED_JWT_SECRET,
+};
 use crate::ws_client::WsClient;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
@@ -229,18 +231,12 @@ async fn a_disconnect_closes_every_connection_of_the_user(backend: Backend) {
 }
 
 async fn a_disconnect_reaches_another_node_within_five_seconds(backend: Backend) {
-    let secret = "a-shared-secret-of-enough-length";
     let first = spawn_app_with(backend, |c| {
-        c.auth.jwt_secret = Some(secret.into());
+        c.auth.jwt_secret = Some(SHARED_JWT_SECRET.into());
         c.api.key = Some(API_KEY.into());
     })
     .await;
-    let url = first.config.database.url.clone();
-    let second = spawn_app_with(backend, |c| {
-        c.auth.jwt_secret = Some(secret.into());
-        c.database.url = url;
-    })
-    .await;
+    let second = spawn_peer(backend, &first).await;
     let alice = first.guest("alice").await;
     let room = first.room_id(&alice, "two nodes").await;
     let mut on_second = WsClient::connect(&second.ws_url(), &alice.token).await;
