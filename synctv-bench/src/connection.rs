@@ -4,7 +4,7 @@
 //! tens of thousands of connections fit in the bench's memory.
 
 use crate::protocol::{ClientMsg, ServerFrame};
-use crate::stats::Stats;
+use crate::stats::{Receiver, Stats};
 use futures_util::{SinkExt, StreamExt};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -204,12 +204,12 @@ pub enum Out {
 
 /// The connection's one task: feed every text frame to `stats` and write what arrives on
 /// `rx`, until either side closes. Ends with a WebSocket close when asked to.
-pub async fn drive(mut ws: Ws, mut rx: mpsc::Receiver<Out>, stats: Arc<Stats>) {
-    let mut last_seq = 0;
+pub async fn drive(mut ws: Ws, mut rx: mpsc::Receiver<Out>, stats: Arc<Stats>, node: usize) {
+    let mut receiver = Receiver { last_seq: 0, node };
     loop {
         tokio::select! {
             frame = ws.next() => match frame {
-                Some(Ok(Message::Text(text))) => stats.on_frame(text.as_str(), &mut last_seq),
+                Some(Ok(Message::Text(text))) => stats.on_frame(text.as_str(), &mut receiver),
                 Some(Ok(Message::Close(_))) | None => {
                     stats.on_closed("closed_by_server");
                     return;

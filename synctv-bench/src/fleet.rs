@@ -142,7 +142,8 @@ pub async fn connect(prepared: Prepared, targets: &[Target], stats: &Arc<Stats>)
         match result {
             Ok(ws) => {
                 let (tx, rx) = mpsc::channel(16);
-                tasks.push(tokio::spawn(connection::drive(ws, rx, stats.clone())));
+                let node = (spec.offset + i) % targets.len();
+                tasks.push(tokio::spawn(connection::drive(ws, rx, stats.clone(), node)));
                 conns[i] = Some(tx);
                 connected += 1;
             }

@@ -5,6 +5,10 @@
 //!
 //! Only events *sent* inside the measured window count, so warm-up traffic and the drain
 //! after the window never blur the figures: expected = sent in window x room size.
+//!
+//! With several nodes, each delivery is also counted by whether it crossed between nodes
+//! (the sender on one, the receiver on another): with one `--url` per region, that splits
+//! the deliveries that crossed the link between regions from those that stayed in one.
 
 use crate::clock;
 use crate::protocol::{decode_payload, ServerFrame};
@@ -19,10 +23,36 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("constant histogram bounds are valid")
 }
 
+/// How connections map to nodes: connection `i` of the run is on node `(offset + i) % nodes`
+/// (the fleet's layout), so a receiver knows a sender's node from its index alone.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeLayout {
+    pub nodes: usize,
+    pub offset: usize,
+}
+
+impl NodeLayout {
+    pub fn node_of(&self, conn: usize) -> usize {
+        (self.offset + conn) % self.nodes.max(1)
+    }
+}
+
+/// What a connection's task keeps for `on_frame`: its last seq and its node.
+#[derive(Debug, Default)]
+pub struct Receiver {
+    /// The last event seq this connection saw (0 before any), checked and moved on.
+    pub last_seq: u64,
+    pub node: usize,
+}
+
 #[derive(Debug)]
 struct Inner {
     window: (u64, u64),
+    layout: NodeLayout,
     e2e_us: Histogram<u64>,
+    /// Deliveries whose sender was on the receiver's node, and on another node.
+    same_node_us: Histogram<u64>,
+    other_node_us: Histogram<u64>,
     ack_us: Histogram<u64>,
     delivered: u64,
     acked: u64,
@@ -40,6 +70,8 @@ pub struct Snapshot {
     pub delivered: u64,
     pub acked: u64,
     pub e2e: Percentiles,
+    pub e2e_same_node: Percentiles,
+    pub e2e_other_node: Percentiles,
     pub ack: Percentiles,
     pub errors: BTreeMap<String, u64>,
     pub reconnects: BTreeMap<String, u64>,
@@ -63,11 +95,23 @@ impl Default for Stats {
 }
 
 impl Stats {
+    /// Stats of connections all on one node.
     pub fn new() -> Self {
+        Self::spanning(NodeLayout {
+            nodes: 1,
+            offset: 0,
+        })
+    }
+
+    /// Stats of connections spread over nodes as `layout` says.
+    pub fn spanning(layout: NodeLayout) -> Self {
         Self {
             inner: Mutex::new(Inner {
                 window: (u64::MAX, u64::MAX),
+                layout,
                 e2e_us: histogram(),
+                same_node_us: histogram(),
+                other_node_us: histogram(),
                 ack_us: histogram(),
                 delivered: 0,
                 acked: 0,
@@ -91,6 +135,8 @@ impl Stats {
         let mut s = self.lock();
         s.window = (start, end);
         s.e2e_us.reset();
+        s.same_node_us.reset();
+        s.other_node_us.reset();
         s.ack_us.reset();
         s.delivered = 0;
         s.acked = 0;
@@ -102,9 +148,9 @@ impl Stats {
         s.seq_backwards = 0;
     }
 
-    /// Record one text frame of a connection joined to one room; `last_seq` is that
-    /// connection's last event seq (0 before any), checked and moved on here.
-    pub fn on_frame(&self, text: &str, last_seq: &mut u64) {
+    /// Record one text frame of a connection joined to one room.
+    pub fn on_frame(&self, text: &str, receiver: &mut Receiver) {
+        let last_seq = &mut receiver.last_seq;
         let now = clock::now_nanos();
         let Ok(frame) = ServerFrame::parse(text) else {
             self.lock().unparsable += 1;
@@ -123,10 +169,16 @@ impl Stats {
         let in_window = |sent: u64| sent >= start && sent < end;
         match frame.kind.as_ref() {
             "event" => {
-                if let Some((_, sent)) = frame.chat_text().and_then(decode_payload) {
+                if let Some((sender, sent)) = frame.chat_text().and_then(decode_payload) {
                     if in_window(sent) {
                         s.delivered += 1;
-                        s.e2e_us.saturating_record(now.saturating_sub(sent) / 1000);
+                        let us = now.saturating_sub(sent) / 1000;
+                        s.e2e_us.saturating_record(us);
+                        if s.layout.node_of(sender as usize) == receiver.node {
+                            s.same_node_us.saturating_record(us);
+                        } else {
+                            s.other_node_us.saturating_record(us);
+                        }
                     }
                 }
             }
@@ -173,6 +225,8 @@ impl Stats {
             delivered: s.delivered,
             acked: s.acked,
             e2e: Percentiles::from_us(&s.e2e_us),
+            e2e_same_node: Percentiles::from_us(&s.same_node_us),
+            e2e_other_node: Percentiles::from_us(&s.other_node_us),
             ack: Percentiles::from_us(&s.ack_us),
             errors: s.errors.clone(),
             reconnects: s.reconnects.clone(),
@@ -204,7 +258,7 @@ mod tests {
     #[test]
     fn counts_only_events_sent_in_the_window() {
         let stats = Stats::new();
-        let seq = &mut 0;
+        let seq = &mut Receiver::default();
         let now = clock::now_nanos();
         stats.reset(now - 1_000_000_000, now + 1_000_000_000);
         stats.on_frame(&chat_event(1, &encode_payload(1, now - 2_000_000, 40)), seq);
@@ -241,11 +295,52 @@ mod tests {
     #[test]
     fn seq_gaps_and_reorders_are_counted() {
         let stats = Stats::new();
-        let seq = &mut 0;
+        let seq = &mut Receiver::default();
         for n in [10, 11, 13, 12, 14] {
             stats.on_frame(&chat_event(n, "x"), seq);
         }
         let snap = stats.snapshot();
         assert_eq!((snap.seq_gaps, snap.seq_backwards), (1, 1));
+    }
+
+    #[test]
+    fn deliveries_are_split_by_whether_they_crossed_between_nodes() {
+        // Two nodes: even connections on node 0, odd ones on node 1.
+        let stats = Stats::spanning(NodeLayout {
+            nodes: 2,
+            offset: 0,
+        });
+        let now = clock::now_nanos();
+        stats.reset(now - 1_000_000_000, now + 1_000_000_000);
+        let on_node_1 = &mut Receiver {
+            last_seq: 0,
+            node: 1,
+        };
+        stats.on_frame(
+            &chat_event(1, &encode_payload(3, now - 50_000_000, 40)),
+            on_node_1,
+        );
+        stats.on_frame(
+            &chat_event(2, &encode_payload(4, now - 2_000_000, 40)),
+            on_node_1,
+        );
+        stats.on_frame(
+            &chat_event(3, &encode_payload(6, now - 3_000_000, 40)),
+            on_node_1,
+        );
+        let snap = stats.snapshot();
+        assert_eq!(snap.e2e.count, 3);
+        assert_eq!(snap.e2e_same_node.count, 1);
+        assert!(
+            snap.e2e_same_node.max_ms >= 49.0,
+            "{:?}",
+            snap.e2e_same_node
+        );
+        assert_eq!(snap.e2e_other_node.count, 2);
+        assert!(
+            snap.e2e_other_node.max_ms < 49.0,
+            "{:?}",
+            snap.e2e_other_node
+        );
     }
 }

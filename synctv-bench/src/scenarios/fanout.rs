@@ -5,7 +5,7 @@ use super::Ctx;
 use crate::fleet::{self, Fleet, FleetSpec};
 use crate::rate;
 use crate::report::round3;
-use crate::stats::Stats;
+use crate::stats::{NodeLayout, Stats};
 use anyhow::{bail, Context};
 use serde::Serialize;
 use std::sync::Arc;
@@ -135,7 +135,10 @@ pub fn window_spec(load: &LoadArgs, rate: f64) -> Result<WindowSpec, rate::RateE
 
 pub async fn run(ctx: &Ctx, args: &FanoutArgs, json: bool) -> anyhow::Result<()> {
     let spec = window_spec(&args.load, args.rate)?;
-    let stats = Arc::new(Stats::new());
+    let stats = Arc::new(Stats::spanning(NodeLayout {
+        nodes: ctx.targets.len(),
+        offset: 0,
+    }));
     let (fleet, setup) = setup(ctx, &args.load, &stats).await?;
     eprintln!(
         "fanout: {} events/s for {}s after {}s warm-up",

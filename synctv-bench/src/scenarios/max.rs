@@ -4,7 +4,7 @@
 use super::fanout::{self, LoadArgs};
 use super::window::{self, WindowReport};
 use super::Ctx;
-use crate::stats::Stats;
+use crate::stats::{NodeLayout, Stats};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,7 +73,10 @@ fn failure(w: &WindowReport, budget_ms: f64) -> Option<String> {
 
 pub async fn run(ctx: &Ctx, args: &MaxArgs, json: bool) -> anyhow::Result<()> {
     anyhow::ensure!(args.step_factor > 1.0, "--step-factor must be above 1");
-    let stats = Arc::new(Stats::new());
+    let stats = Arc::new(Stats::spanning(NodeLayout {
+        nodes: ctx.targets.len(),
+        offset: 0,
+    }));
     let (fleet, setup) = fanout::setup(ctx, &args.load, &stats).await?;
     let mut steps = Vec::new();
     let mut best = None;
@@ -153,6 +156,8 @@ mod tests {
                 p99_ms,
                 ..Percentiles::default()
             },
+            latency_same_node: Percentiles::default(),
+            latency_other_node: Percentiles::default(),
             ack_latency: Percentiles::default(),
             errors: errors.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
             reconnects: BTreeMap::new(),

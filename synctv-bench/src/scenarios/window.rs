@@ -44,6 +44,10 @@ pub struct WindowReport {
     pub seq_backwards: u64,
     pub deliveries_per_sec: f64,
     pub latency: Percentiles,
+    /// The same deliveries split by whether the sender was on the receiver's node or on
+    /// another (with one `--url` per region: whether they crossed between regions).
+    pub latency_same_node: Percentiles,
+    pub latency_other_node: Percentiles,
     pub ack_latency: Percentiles,
     pub errors: BTreeMap<String, u64>,
     pub reconnects: BTreeMap<String, u64>,
@@ -154,6 +158,8 @@ pub async fn run(
         seq_backwards: snap.seq_backwards,
         deliveries_per_sec: round3(snap.delivered as f64 / spec.duration_secs),
         latency: snap.e2e,
+        latency_same_node: snap.e2e_same_node,
+        latency_other_node: snap.e2e_other_node,
         ack_latency: snap.ack,
         errors: snap.errors,
         reconnects: snap.reconnects,
