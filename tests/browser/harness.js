@@ -227,15 +227,16 @@ export async function newPage(browser, base, { config, init } = {}) {
   page.errors = [];
   page.on('pageerror', (e) => page.errors.push(String(e)));
   if (process.env.SYNCTV_BROWSER_WEB_DIR) {
-    // Page development: the working tree's script and style instead of the copies built into
-    // the binary (not the document: a document fulfilled here loses its loopback address
-    // space, and chromium's local network access checks then block the WebSocket).
+    // Page development: the working tree's scripts and style instead of the copies built
+    // into the binary (not the document: a document fulfilled here loses its loopback
+    // address space, and chromium's local network access checks then block the WebSocket).
     const dir = path.resolve(repoRoot, process.env.SYNCTV_BROWSER_WEB_DIR);
-    const files = { '/app.js': ['app.js', 'text/javascript'], '/style.css': ['style.css', 'text/css'] };
+    const served = (p) => p === '/app.js' || p === '/style.css' || /^\/js\/[\w-]+\.js$/.test(p);
     await page.route(
-      (url) => url.origin === new URL(base).origin && files[url.pathname] !== undefined,
+      (url) => url.origin === new URL(base).origin && served(url.pathname),
       (route) => {
-        const [file, contentType] = files[new URL(route.request().url()).pathname];
+        const file = new URL(route.request().url()).pathname;
+        const contentType = file.endsWith('.css') ? 'text/css' : 'text/javascript';
         route.fulfill({ status: 200, contentType, body: fs.readFileSync(path.join(dir, file)) });
       },
     );

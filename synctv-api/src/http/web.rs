@@ -13,21 +13,41 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 const INDEX_HTML: &str = include_str!("../../web/index.html");
-const APP_JS: &str = include_str!("../../web/app.js");
 const STYLE_CSS: &str = include_str!("../../web/style.css");
 
+/// The page's scripts: `app.js` and the ES modules it imports, each at its path.
+const SCRIPTS: &[(&str, &str)] = &[
+    ("/app.js", include_str!("../../web/app.js")),
+    ("/js/api.js", include_str!("../../web/js/api.js")),
+    ("/js/clock.js", include_str!("../../web/js/clock.js")),
+    (
+        "/js/connection.js",
+        include_str!("../../web/js/connection.js"),
+    ),
+    ("/js/forms.js", include_str!("../../web/js/forms.js")),
+    ("/js/hook.js", include_str!("../../web/js/hook.js")),
+    ("/js/player.js", include_str!("../../web/js/player.js")),
+    ("/js/room.js", include_str!("../../web/js/room.js")),
+    ("/js/servers.js", include_str!("../../web/js/servers.js")),
+    ("/js/ui.js", include_str!("../../web/js/ui.js")),
+    ("/js/util.js", include_str!("../../web/js/util.js")),
+];
+
 pub fn router() -> Router<ApiContext> {
-    Router::new()
+    let mut router = Router::new()
         .route("/", get(page))
-        .route(
-            "/app.js",
-            get(|| async { asset("application/javascript; charset=utf-8", APP_JS) }),
-        )
         .route(
             "/style.css",
             get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
         )
-        .route("/config.json", get(client_config))
+        .route("/config.json", get(client_config));
+    for &(path, body) in SCRIPTS {
+        router = router.route(
+            path,
+            get(move || async move { asset("application/javascript; charset=utf-8", body) }),
+        );
+    }
+    router
 }
 
 async fn page(State(ctx): State<ApiContext>, headers: HeaderMap) -> impl IntoResponse {
@@ -66,4 +86,26 @@ async fn client_config(State(ctx): State<ApiContext>) -> Json<Value> {
         "region": ctx.config.cluster.region,
         "nodes": nodes,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SCRIPTS;
+    use std::path::Path;
+
+    /// A module added to web/js/ and not listed here would be a 404 in the page.
+    #[test]
+    fn every_module_in_web_js_is_served() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/js");
+        let entries = std::fs::read_dir(&dir).expect("web/js is part of the crate");
+        for entry in entries.flatten() {
+            let path = format!("/js/{}", entry.file_name().to_string_lossy());
+            if path.ends_with(".js") {
+                assert!(
+                    SCRIPTS.iter().any(|(served, _)| *served == path),
+                    "{path} is not served"
+                );
+            }
+        }
+    }
 }

@@ -2,14 +2,26 @@ use crate::helpers::{spawn_app, spawn_app_with, Backend};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+/// The page's scripts, as served: `/app.js` and every module in `web/js/`.
+fn scripts() -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/js");
+    let mut paths = vec!["/app.js".to_owned()];
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        paths.push(format!("/js/{}", entry.file_name().to_string_lossy()));
+    }
+    paths
+}
+
 #[tokio::test]
 async fn web_client_is_served() {
     let app = spawn_app(Backend::Sqlite).await;
-    for (path, content_type) in [
-        ("/", "text/html"),
-        ("/app.js", "application/javascript"),
-        ("/style.css", "text/css"),
-    ] {
+    let mut files = vec![
+        ("/".to_owned(), "text/html"),
+        ("/style.css".to_owned(), "text/css"),
+    ];
+    files.extend(scripts().into_iter().map(|p| (p, "application/javascript")));
+    for (path, content_type) in files {
+        let path = path.as_str();
         let resp = app.get(path).await;
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
         let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
@@ -83,7 +95,10 @@ async fn the_page_carries_its_content_security_policy_and_security_headers() {
 #[tokio::test]
 async fn the_page_never_puts_its_token_in_a_url() {
     let app = spawn_app(Backend::Sqlite).await;
-    let script = app.get("/app.js").await.text().await.unwrap();
+    let mut script = String::new();
+    for path in scripts() {
+        script.push_str(&app.get(&path).await.text().await.unwrap());
+    }
     assert!(
         script.contains("/ws?ticket="),
         "the page connects with tickets"
