@@ -21,6 +21,8 @@
 //! - [`shutdown`]: the drain signal every task watches.
 //! - [`node`]: this node's id and the file-descriptor ceiling on connections.
 //! - [`telemetry`]: tracing setup, text or JSON lines, the node id on every line.
+//! - [`webhooks`]: the lease holder's sender of each room's webhooks, from the outbox the
+//!   history feeds.
 //! - [`metrics`]: the process-wide Prometheus recorder behind `/metrics`.
 
 pub mod auth;
@@ -35,6 +37,7 @@ pub mod session_watch;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
+pub mod webhooks;
 pub mod ws;
 
 pub use startup::{Application, StartupError};

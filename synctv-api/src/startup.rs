@@ -8,6 +8,7 @@ use crate::http::{self, ApiContext};
 use crate::node;
 use crate::revocation::Revocations;
 use crate::shutdown::Shutdown;
+use crate::webhooks::WebhookSender;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +38,8 @@ pub enum StartupError {
     Secret(#[source] StorageError),
     #[error("cannot join the cluster: {0}")]
     Cluster(#[source] synctv_cluster::ClusterError),
+    #[error("{0}")]
+    Webhooks(#[from] crate::webhooks::WebhookError),
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
 }
@@ -104,6 +107,9 @@ impl Application {
         revocations.spawn_poller(db.clone(), &tasks, stop_tasks.child_token());
         let disconnects = Disconnects::new(&node_id);
         disconnects.spawn_poller(db.clone(), &tasks, stop_tasks.child_token());
+        if let Some(sender) = WebhookSender::start(&config.webhooks, &db, &node_id).await? {
+            sender.spawn(&tasks, stop_tasks.child_token());
+        }
 
         let ctx = ApiContext {
             guards: Arc::new(Guards::from_config(&config)),

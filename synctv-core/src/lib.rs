@@ -11,6 +11,8 @@
 //! - [`storage`]: sqlx over SQLite or Postgres, including the group-commit that assigns
 //!   each room event its `seq` (the database is the sequencer).
 //!
+//! - [`webhook`]: what the operator's backend hears about rooms, derived from the history.
+//!
 //! This crate knows nothing of axum, WebSockets or Redis, and spawns no tokio tasks.
 
 pub mod clock;
@@ -22,6 +24,7 @@ pub mod playback;
 pub mod room;
 pub mod storage;
 pub mod user;
+pub mod webhook;
 
 pub use config::Config;
 pub use event::{Actor, Event, EventKind};

@@ -4,6 +4,7 @@ mod helpers;
 mod postgres;
 mod process;
 mod wait;
+mod webhook_receiver;
 mod ws_client;
 
 mod address_limits;
@@ -25,4 +26,5 @@ mod rooms;
 mod server_api;
 mod tickets;
 mod web;
+mod webhooks;
 mod ws_errors;

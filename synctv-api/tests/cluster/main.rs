@@ -19,6 +19,8 @@ mod postgres;
 mod process;
 #[path = "../api/wait.rs"]
 mod wait;
+#[path = "../api/webhook_receiver.rs"]
+mod webhook_receiver;
 #[path = "../api/ws_client.rs"]
 mod ws_client;
 
@@ -37,3 +39,4 @@ mod redis_cluster;
 mod regions;
 mod server_api;
 mod task_lifecycle;
+mod webhooks;

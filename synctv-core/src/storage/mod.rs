@@ -5,7 +5,8 @@
 //! its file: [`users`], [`rooms`], [`history`] (reading the log), [`commit`] (the group
 //! commit that appends to it and assigns `seq`), [`settings`], [`credentials`] (WebSocket
 //! tickets and token revocations), [`disconnects`] (the server API's disconnect requests
-//! and each node's count). [`sqlite_file`] reads a configured `sqlite:` URL the
+//! and each node's count), [`webhooks`] (the webhook outbox, cursors and lease).
+//! [`sqlite_file`] reads a configured `sqlite:` URL the
 //! way the embedded default is read. The group commit runs on [`sqlite_writer`] (a thread
 //! owning the write connection) for an SQLite file, and through the pool
 //! ([`pooled_commit`]) otherwise. Where a statement runs: [`hosts`] splits a
@@ -25,6 +26,7 @@ mod settings;
 mod sqlite_file;
 mod sqlite_writer;
 mod users;
+mod webhooks;
 
 pub use commit::{ChangeOutcome, CommittedChange, Rejection, RoomChange, RoomChangeKind};
 pub use credentials::{Revocation, TicketGrant};
@@ -34,6 +36,7 @@ pub use hosts::{redact, split_hosts, HostListError};
 pub use primary::{PrimaryStatus, FAILOVER_WAIT};
 pub use replicas::ReplicaStatus;
 pub use rooms::{NewRoom, RoomCursor, RoomPage};
+pub use webhooks::OutboxDelivery;
 
 use primary::PrimaryLink;
 use replicas::ReplicaSet;
