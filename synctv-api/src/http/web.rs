@@ -14,6 +14,10 @@ use serde_json::{json, Value};
 
 const INDEX_HTML: &str = include_str!("../../web/index.html");
 const STYLE_CSS: &str = include_str!("../../web/style.css");
+/// The admin view (`/admin`): its own page, script and style, under the same policy.
+const ADMIN_HTML: &str = include_str!("../../web/admin.html");
+const ADMIN_JS: &str = include_str!("../../web/admin.js");
+const ADMIN_CSS: &str = include_str!("../../web/admin.css");
 
 /// The page's scripts: `app.js` and the ES modules it imports, each at its path.
 const SCRIPTS: &[(&str, &str)] = &[
@@ -35,7 +39,16 @@ const SCRIPTS: &[(&str, &str)] = &[
 
 pub fn router() -> Router<ApiContext> {
     let mut router = Router::new()
-        .route("/", get(page))
+        .route("/", get(|ctx, headers| page(ctx, headers, INDEX_HTML)))
+        .route("/admin", get(|ctx, headers| page(ctx, headers, ADMIN_HTML)))
+        .route(
+            "/admin.js",
+            get(|| async { asset("application/javascript; charset=utf-8", ADMIN_JS) }),
+        )
+        .route(
+            "/admin.css",
+            get(|| async { asset("text/css; charset=utf-8", ADMIN_CSS) }),
+        )
         .route(
             "/style.css",
             get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
@@ -50,7 +63,12 @@ pub fn router() -> Router<ApiContext> {
     router
 }
 
-async fn page(State(ctx): State<ApiContext>, headers: HeaderMap) -> impl IntoResponse {
+/// A page of the client (`document`), with its Content-Security-Policy.
+async fn page(
+    State(ctx): State<ApiContext>,
+    headers: HeaderMap,
+    document: &'static str,
+) -> impl IntoResponse {
     let host = headers.get(HOST).and_then(|h| h.to_str().ok());
     let policy = page_policy(host, &ctx.config.server.public_urls);
     let policy = HeaderValue::from_str(&policy)
@@ -63,7 +81,7 @@ async fn page(State(ctx): State<ApiContext>, headers: HeaderMap) -> impl IntoRes
             ),
             (CONTENT_SECURITY_POLICY, policy),
         ],
-        INDEX_HTML,
+        document,
     )
 }
 
