@@ -17,6 +17,7 @@ both_backends!(
     webhooks_follow_each_rooms_history_signed,
     a_failing_then_hanging_receiver_gets_every_delivery_in_order,
     two_nodes_send_each_delivery_once,
+    deliveries_outlive_a_restart_of_the_node,
 );
 
 pub const WEBHOOK_SECRET: &str = "webhook-secret-for-tests-0123456789";
@@ -194,4 +195,23 @@ async fn two_nodes_send_each_delivery_once(backend: Backend) {
         distinct_accepted(&accepted).len(),
         "a delivery was sent twice: {accepted:#?}"
     );
+}
+
+async fn deliveries_outlive_a_restart_of_the_node(backend: Backend) {
+    let receiver = WebhookReceiver::start().await;
+    receiver.then(&[Answer::Fail, Answer::Fail, Answer::Fail]);
+    let app = spawn_with_webhooks(backend, &receiver).await;
+    let owner = app.guest("owner").await;
+    let room = app.room_id(&owner, "restarted").await;
+    visit(&[&app], &room).await;
+    wait_for(PATIENCE, "a failed attempt", || async {
+        (!receiver.received().is_empty()).then_some(())
+    })
+    .await;
+    // The restarted node (a new node id) takes the lease the old one gave up, and sends
+    // what the outbox still holds.
+    let app = app.restart().await;
+    let deliveries = until_vacated(&receiver, &room).await;
+    check_against_history(&app, &room, &deliveries).await;
+    check_signatures_and_retries(&receiver.received(), WEBHOOK_SECRET);
 }

@@ -1,9 +1,13 @@
 use crate::any_json::any_json;
-use crate::helpers::{spawn_app, Backend, TestApp};
+use crate::helpers::Guest;
+use crate::helpers::{spawn_app_with, Backend, TestApp};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use reqwest::Method;
 use serde_json::{Map, Value};
+
+/// The server API's key in the fuzzed app.
+const API_KEY: &str = "fuzzed-server-api-key-0123456789abcdef";
 
 /// Requests per property; each is a real HTTP round trip (and some hash a password).
 const CASES: u32 = 300;
@@ -38,6 +42,9 @@ enum Endpoint {
     ArchiveRoom,
     ListRooms,
     RoomEvents,
+    ServerMessage,
+    ServerDisconnect,
+    ServerStats,
 }
 
 fn endpoint() -> impl Strategy<Value = Endpoint> {
@@ -49,6 +56,9 @@ fn endpoint() -> impl Strategy<Value = Endpoint> {
         Endpoint::ArchiveRoom,
         Endpoint::ListRooms,
         Endpoint::RoomEvents,
+        Endpoint::ServerMessage,
+        Endpoint::ServerDisconnect,
+        Endpoint::ServerStats,
     ])
 }
 
@@ -66,11 +76,11 @@ fn content_type() -> impl Strategy<Value = Option<&'static str>> {
 #[test]
 fn every_endpoint_answers_any_input_without_a_server_error() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (app, token, room) = rt.block_on(async {
-        let app = spawn_app(Backend::Sqlite).await;
+    let (app, guest, room) = rt.block_on(async {
+        let app = spawn_app_with(Backend::Sqlite, |c| c.api.key = Some(API_KEY.into())).await;
         let guest = app.guest("fuzzer").await;
         let room = app.room_id(&guest, "fuzzed").await;
-        (app, guest.token, room)
+        (app, guest, room)
     });
     let mut runner = TestRunner::new(Config::with_cases(CASES));
     let query = "[ -~]{0,60}";
@@ -79,7 +89,7 @@ fn every_endpoint_answers_any_input_without_a_server_error() {
         |(endpoint, body, content_type, query)| {
             let (status, answer) = rt.block_on(send(
                 &app,
-                &token,
+                &guest,
                 &room,
                 endpoint,
                 body,
@@ -112,7 +122,7 @@ fn every_endpoint_answers_any_input_without_a_server_error() {
 
 async fn send(
     app: &TestApp,
-    token: &str,
+    guest: &Guest,
     room: &str,
     endpoint: Endpoint,
     body: Vec<u8>,
@@ -120,6 +130,7 @@ async fn send(
     query: &str,
 ) -> (u16, String) {
     let query = query.replace(['#', ' '], "");
+    let token = guest.token.as_str();
     let (method, path, authorized) = match endpoint {
         Endpoint::Guest => (Method::POST, "/api/v1/auth/guest".to_owned(), false),
         Endpoint::CreateRoom => (Method::POST, "/api/v1/rooms".to_owned(), true),
@@ -133,6 +144,17 @@ async fn send(
             format!("/api/v1/rooms/{room}/events?{query}"),
             false,
         ),
+        Endpoint::ServerMessage => (
+            Method::POST,
+            format!("/api/v1/server/rooms/{room}/messages"),
+            false,
+        ),
+        Endpoint::ServerDisconnect => (
+            Method::POST,
+            format!("/api/v1/server/users/{}/disconnect", guest.user_id),
+            false,
+        ),
+        Endpoint::ServerStats => (Method::GET, format!("/api/v1/server/stats?{query}"), false),
     };
     let mut request = app.client.request(method, app.url(&path)).body(body);
     if let Some(content_type) = content_type {
@@ -140,6 +162,12 @@ async fn send(
     }
     if authorized {
         request = request.bearer_auth(token);
+    }
+    if matches!(
+        endpoint,
+        Endpoint::ServerMessage | Endpoint::ServerDisconnect | Endpoint::ServerStats
+    ) {
+        request = request.header("x-api-key", API_KEY);
     }
     let response = request.send().await.expect("the server answers");
     let status = response.status().as_u16();

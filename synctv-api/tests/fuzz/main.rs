@@ -4,7 +4,8 @@
 //! - `credentials`: the token verifier, the ticket parser, the bearer header, and the
 //!   redaction of credentials from logged URLs;
 //! - `addresses`: `X-Forwarded-For` and the Origin rule;
-//! - `bodies`: the JSON body of every HTTP endpoint, sent to a running server: any body
+//! - `bodies`: the JSON body of every HTTP endpoint (the server API's included), sent to a
+//!   running server: any body
 //!   is answered with a 2xx or the contract's 4xx error, never a 5xx.
 //!
 //! The WebSocket message decoder's properties sit beside it (`ws::protocol_props`), the
