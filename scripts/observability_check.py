@@ -23,6 +23,9 @@ from pathlib import Path
 
 import yaml
 
+# Same output as the deployment checks (this script sits beside deploy_check.py).
+from deploy_check import Report
+
 MACRO = re.compile(r'\b(counter|gauge|histogram)!\(\s*"([a-zA-Z_:][a-zA-Z0-9_:]*)"', re.S)
 
 # PromQL words that are not metric names.
@@ -42,21 +45,6 @@ AGGREGATIONS = {
 }
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "offset", "bool",
             "and", "or", "unless", "inf", "nan"}
-
-
-class Report:
-    def __init__(self) -> None:
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name: str, ok: bool, why: str = "") -> bool:
-        if ok:
-            self.passed += 1
-            print(f"ok    {name}")
-        else:
-            self.failed += 1
-            print(f"FAIL  {name}: {why}")
-        return ok
 
 
 def exported_metrics(root: Path) -> set[str]:

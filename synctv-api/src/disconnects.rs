@@ -9,8 +9,8 @@
 //! still closes its connections, but they are not in the count.
 
 use crate::session_watch::{SessionWatch, WatchSet};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use crate::timed_ids::TimedIds;
+use std::sync::Arc;
 use std::time::Duration;
 use synctv_core::clock::now_ms;
 use synctv_core::storage::{Database, StorageError, UserDisconnect};
@@ -35,7 +35,7 @@ pub struct Disconnects {
     node_id: String,
     watches: Arc<WatchSet>,
     /// Requests this node applied, with when each was made (ms), so none is applied twice.
-    applied: Mutex<HashMap<String, i64>>,
+    applied: TimedIds,
 }
 
 impl Disconnects {
@@ -43,7 +43,7 @@ impl Disconnects {
         Arc::new(Self {
             node_id: node_id.to_owned(),
             watches: WatchSet::new(),
-            applied: Mutex::default(),
+            applied: TimedIds::default(),
         })
     }
 
@@ -145,26 +145,18 @@ impl Disconnects {
 
     /// Closes this node's sessions of the request's user; how many.
     fn apply(&self, request: &UserDisconnect) -> u64 {
-        self.lock()
-            .insert(request.disconnect_id.clone(), request.requested_at);
+        self.applied
+            .insert(&request.disconnect_id, request.requested_at);
         self.watches.cancel(request.user_id.as_str()) as u64
     }
 
     fn is_applied(&self, disconnect_id: &str) -> bool {
-        self.lock().contains_key(disconnect_id)
+        self.applied.contains(disconnect_id)
     }
 
     /// Requests made before `since_ms` are no longer read, so they need not be remembered.
     fn forget_before(&self, since_ms: i64) {
-        self.lock()
-            .retain(|_, requested_at| *requested_at >= since_ms);
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, i64>> {
-        // One insert or retain per update: consistent across a panic elsewhere.
-        self.applied
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.applied.forget_before(since_ms);
     }
 }
 

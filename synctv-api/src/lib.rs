@@ -14,7 +14,7 @@
 //!   them within seconds, and the watches that close their WebSockets.
 //! - [`disconnects`]: the server API's disconnect of a user, on every node (polled like
 //!   revocations), with a count across nodes; [`session_watch`]: the watches both use to
-//!   close a session from outside.
+//!   close a session from outside; [`timed_ids`]: the ids each remembers for a while.
 //! - [`guard`]: the Origin rule, trusted proxies and client addresses, per-address
 //!   limits, and credentials redacted from logged URLs.
 //! - [`refusal`]: what the API refuses, counted in `synctv_refusals_total`.
@@ -37,6 +37,7 @@ pub mod session_watch;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
+pub mod timed_ids;
 pub mod webhooks;
 pub mod ws;
 

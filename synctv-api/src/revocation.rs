@@ -7,8 +7,8 @@
 //! session closes with 4401.
 
 use crate::session_watch::{SessionWatch, WatchSet};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use crate::timed_ids::TimedIds;
+use std::sync::Arc;
 use std::time::Duration;
 use synctv_core::clock::now_ms;
 use synctv_core::storage::{Database, Revocation, StorageError};
@@ -25,7 +25,7 @@ const PURGE_EVERY: u32 = 60;
 
 pub struct Revocations {
     /// Revoked token ids, with when each would have expired anyway (ms).
-    revoked: Mutex<HashMap<String, i64>>,
+    revoked: TimedIds,
     /// The sessions watching each token id.
     watches: Arc<WatchSet>,
 }
@@ -33,13 +33,13 @@ pub struct Revocations {
 impl Revocations {
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
-            revoked: Mutex::default(),
+            revoked: TimedIds::default(),
             watches: WatchSet::new(),
         })
     }
 
     pub fn is_revoked(&self, token_id: &str) -> bool {
-        self.lock().contains_key(token_id)
+        self.revoked.contains(token_id)
     }
 
     /// Revokes a token on this node at once, and on the others through the database.
@@ -105,22 +105,14 @@ impl Revocations {
     }
 
     fn apply(&self, revocation: &Revocation) {
-        self.lock()
-            .insert(revocation.token_id.clone(), revocation.expires_at);
+        self.revoked
+            .insert(&revocation.token_id, revocation.expires_at);
         self.watches.cancel(&revocation.token_id);
     }
 
     /// Expired tokens are refused by their signature; their revocations can go.
     fn forget_expired(&self, now_ms: i64) {
-        self.lock().retain(|_, expires_at| *expires_at > now_ms);
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, i64>> {
-        // The map stays consistent across a panic elsewhere: every update is one insert
-        // or remove.
-        self.revoked
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.revoked.forget_before(now_ms + 1);
     }
 }
 

@@ -48,6 +48,20 @@ pub async fn server_call(
     req.send().await.unwrap()
 }
 
+/// `GET /api/v1/server/stats` with the key; the body (panics unless 200).
+async fn stats(app: &TestApp) -> Value {
+    let resp = server_call(
+        app,
+        reqwest::Method::GET,
+        "/api/v1/server/stats",
+        Some(API_KEY),
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.json().await.unwrap()
+}
+
 async fn server_post(app: &TestApp, path: &str, body: Option<Value>) -> Response {
     server_call(app, reqwest::Method::POST, path, Some(API_KEY), body).await
 }
@@ -119,15 +133,7 @@ async fn every_request_needs_the_key(backend: Backend) {
         .unwrap()
         .iter()
         .all(|e| e["kind"] != "chat"));
-    let resp = server_call(
-        &app,
-        reqwest::Method::GET,
-        "/api/v1/server/stats",
-        Some(API_KEY),
-        None,
-    )
-    .await;
-    assert_eq!(resp.status(), StatusCode::OK);
+    stats(&app).await;
 }
 
 async fn a_system_message_is_a_chat_by_nobody(backend: Backend) {
@@ -266,16 +272,7 @@ async fn stats_count_this_nodes_connections_deliveries_and_refusals(backend: Bac
     let refused = WsClient::try_connect(&format!("{}?token=garbage", app.ws_url()), None).await;
     assert_eq!(refused.err().map(|r| r.status), Some(401));
 
-    let resp = server_call(
-        &app,
-        reqwest::Method::GET,
-        "/api/v1/server/stats",
-        Some(API_KEY),
-        None,
-    )
-    .await;
-    assert_eq!(resp.status(), StatusCode::OK);
-    let body: Value = resp.json().await.unwrap();
+    let body = stats(&app).await;
     let nodes = body["nodes"].as_array().expect("a nodes array");
     assert_eq!(nodes.len(), 1, "{body}");
     let node = &nodes[0];

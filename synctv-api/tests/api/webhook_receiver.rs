@@ -2,6 +2,7 @@
 //! and answers each as the test scripts it: accept, fail with a 500, or hold the request
 //! open past the sender's timeout.
 
+use crate::wait::wait_for;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -78,6 +79,22 @@ impl WebhookReceiver {
             .filter(|r| r.answer == Answer::Accept)
             .map(|r| r.body)
             .collect()
+    }
+
+    /// The distinct deliveries of `room` accepted, once one of type `kind` is among them.
+    pub async fn until_delivered(&self, room: &str, kind: &str, patience: Duration) -> Vec<Value> {
+        wait_for(
+            patience,
+            &format!("{kind} reaches the receiver"),
+            || async {
+                let mine: Vec<Value> = distinct_accepted(&self.accepted())
+                    .into_iter()
+                    .filter(|d| d["room"] == room)
+                    .collect();
+                mine.iter().any(|d| d["type"] == kind).then_some(mine)
+            },
+        )
+        .await
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Script> {

@@ -63,16 +63,9 @@ async fn wait_for_history(app: &TestApp, room: &str, events: usize) {
 
 /// The distinct deliveries of `room` the receiver accepted, once `room_vacated` came.
 async fn until_vacated(receiver: &WebhookReceiver, room: &str) -> Vec<Value> {
-    wait_for(PATIENCE, "room_vacated reaches the receiver", || async {
-        let mine: Vec<Value> = distinct_accepted(&receiver.accepted())
-            .into_iter()
-            .filter(|d| d["room"] == room)
-            .collect();
-        mine.iter()
-            .any(|d| d["type"] == "room_vacated")
-            .then_some(mine)
-    })
-    .await
+    receiver
+        .until_delivered(room, "room_vacated", PATIENCE)
+        .await
 }
 
 /// The deliveries are the history's member events in order, between occupied and

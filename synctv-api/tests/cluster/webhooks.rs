@@ -4,9 +4,7 @@
 //! `delivery_id`, in the room's order.
 
 use crate::cluster::{wait_for, TestBus, TestCluster};
-use crate::webhook_receiver::{
-    check_signatures_and_retries, distinct_accepted, Answer, WebhookReceiver,
-};
+use crate::webhook_receiver::{check_signatures_and_retries, Answer, WebhookReceiver};
 use crate::ws_client::WsClient;
 use std::time::Duration;
 
@@ -58,17 +56,9 @@ async fn the_sender_killed_mid_delivery_loses_nothing() {
     assert_eq!(interrupted["type"], "room_occupied", "{interrupted}");
     cluster.kill9(sender);
 
-    let deliveries = wait_for(
-        Duration::from_secs(90),
-        "the survivor sends every delivery",
-        || async {
-            let mine = distinct_accepted(&receiver.accepted());
-            mine.iter()
-                .any(|d| d["type"] == "room_vacated")
-                .then_some(mine)
-        },
-    )
-    .await;
+    let deliveries = receiver
+        .until_delivered(&room, "room_vacated", Duration::from_secs(90))
+        .await;
     let kinds: Vec<&str> = deliveries
         .iter()
         .map(|d| d["type"].as_str().unwrap())
