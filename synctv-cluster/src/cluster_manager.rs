@@ -11,6 +11,7 @@ use crate::bus::{Bus, BusStatus};
 use crate::catch_up::CatchUp;
 use crate::connection_manager::ConnectionManager;
 use crate::deduplicator::Deduplicator;
+use crate::drift_book::{DriftBook, REPORT_EVERY};
 use crate::error::ClusterError;
 use crate::fan_out::FanOut;
 use crate::history_writer::{HistoryWriter, PendingCommit};
@@ -19,6 +20,7 @@ use crate::membership::Membership;
 use crate::node_registry::{NodeInfo, ThisNode};
 use crate::outbox::Outbox;
 use crate::presence_book::PresenceBook;
+use crate::wait_timer::{WaitAlarms, WaitTimer};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use synctv_core::storage::{ChangeOutcome, Database, RoomChange, RoomChangeKind};
@@ -53,6 +55,8 @@ pub struct ClusterManager {
     /// Cluster mode only.
     pub(crate) membership: Option<Arc<Membership>>,
     pub(crate) max_recovery_events: i64,
+    /// The latest drift reports of members here, written to the database each second.
+    pub(crate) drift: Arc<DriftBook>,
     /// Every task this node started; stopped by `shutdown`, or cancelled on drop.
     tasks: BackgroundTasks,
 }
@@ -70,9 +74,11 @@ impl ClusterManager {
     ) -> Result<Arc<Self>, ClusterError> {
         let tasks = BackgroundTasks::new();
         let history = &config.history;
+        let (wait_alarms, wait_queue) = WaitAlarms::new();
         let hub = Arc::new(RoomMessageHub::new(
             history.recent_events,
             history.max_recovery_events,
+            wait_alarms,
         ));
         let dedup = (config.redis.url.is_some() || config.nats.url.is_some())
             .then(|| Arc::new(Deduplicator::new(DEDUP_CAPACITY)));
@@ -98,8 +104,14 @@ impl ClusterManager {
             catch_up: catch_up.clone(),
             bus: bus.clone(),
         };
-        let (writer, writer_task) =
-            HistoryWriter::spawn(db.clone(), fan_out, history.max_batch, &tasks);
+        let (writer, writer_task) = HistoryWriter::spawn(
+            db.clone(),
+            fan_out,
+            history.max_batch,
+            Duration::from_secs(config.rooms.ready_timeout_secs),
+            &tasks,
+        );
+        WaitTimer::spawn(wait_queue, writer.clone(), &tasks);
         let this_node = Arc::new(ThisNode {
             node_id,
             address,
@@ -134,6 +146,20 @@ impl ClusterManager {
             metrics::gauge!("synctv_rooms_active").set(swept.active_rooms() as f64);
             std::future::ready(())
         });
+        let drift = Arc::new(DriftBook::default());
+        let (reported, drift_db) = (drift.clone(), db.clone());
+        tasks.every(REPORT_EVERY, move || {
+            let reports = reported.unsaved();
+            let db = drift_db.clone();
+            async move {
+                if reports.is_empty() {
+                    return;
+                }
+                if let Err(e) = db.save_drifts(&reports).await {
+                    tracing::warn!(error = %e, "drift reports could not be saved");
+                }
+            }
+        });
         if db.has_replicas() {
             let watched = db.clone();
             tasks.every(REPLICA_CHECK_EVERY, move || {
@@ -151,6 +177,7 @@ impl ClusterManager {
             presence,
             membership,
             max_recovery_events: i64::try_from(history.max_recovery_events).unwrap_or(i64::MAX),
+            drift,
             tasks,
         }))
     }
@@ -177,6 +204,7 @@ impl ClusterManager {
     /// `member_left` (a failure to record it is logged: the member is gone either way).
     pub async fn leave(&self, member: &Member, room: &RoomId) {
         self.hub.unsubscribe(room, member.conn);
+        self.drift.forget(room, &member.actor.user_id);
         self.depart(member, room).await;
     }
 

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Instant;
-use synctv_core::{Epoch, Event, EventKind, PlaybackState, RoomId};
+use synctv_core::{Epoch, Event, EventKind, PlaybackState, RoomId, UserId};
 
 /// The event's frame: its JSON text, exactly the contract's `Event`, shared by every
 /// member's queue. An `Event` always serializes (its data is already a JSON value); should
@@ -35,6 +35,11 @@ pub struct Delivery {
     pub frame: Bytes,
     /// A `room_archived` event: members are removed after it.
     pub closes_room: bool,
+    /// A `member_kicked` event: that user's connections are removed after it.
+    pub kicked: Option<UserId>,
+    /// An event that changes what a `joined` reads besides the state (roles, the
+    /// queue): a join checks none came between its read and its subscription.
+    pub changes_snapshot: bool,
     /// When this node took the event in (for the delivery latency histogram).
     pub accepted: Instant,
 }
@@ -57,6 +62,14 @@ impl Delivery {
             state,
             frame,
             closes_room: event.kind == EventKind::RoomArchived,
+            kicked: (event.kind == EventKind::MemberKicked)
+                .then(|| event.data.get("user_id").and_then(|u| u.as_str()))
+                .flatten()
+                .map(UserId::from),
+            changes_snapshot: matches!(
+                event.kind,
+                EventKind::Role | EventKind::Queue | EventKind::Media
+            ),
             accepted: Instant::now(),
         }
     }
@@ -90,6 +103,15 @@ mod tests {
         assert!(Delivery::of(&chat, Bytes::new()).state.is_none());
         let archived = event(EventKind::RoomArchived, json!({}));
         assert!(Delivery::of(&archived, Bytes::new()).closes_room);
+        let kicked = event(
+            EventKind::MemberKicked,
+            json!({"user_id": "u", "banned_until": null}),
+        );
+        assert_eq!(
+            Delivery::of(&kicked, Bytes::new()).kicked,
+            Some(UserId::from("u"))
+        );
+        assert!(Delivery::of(&chat, Bytes::new()).kicked.is_none());
     }
 
     #[test]

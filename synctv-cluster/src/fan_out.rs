@@ -18,18 +18,19 @@ pub struct FanOut {
 
 impl CommitSink for FanOut {
     fn committed(&self, change: &CommittedChange) {
-        let event = &change.event;
-        let Some(frame) = encode_event(event) else {
-            return;
-        };
-        metrics::counter!("synctv_events_published_total").increment(1);
-        if let Some(bus) = &self.bus {
-            bus.publish(&event.room, event.seq, frame.clone());
-        }
-        // Another node committed the events in between; they arrive through the bus or,
-        // failing that, from the history.
-        if let PublishOutcome::Gap { .. } = self.hub.publish(Delivery::of(event, frame)) {
-            self.catch_up.request(event.room.clone());
+        for event in &change.events {
+            let Some(frame) = encode_event(event) else {
+                continue;
+            };
+            metrics::counter!("synctv_events_published_total").increment(1);
+            if let Some(bus) = &self.bus {
+                bus.publish(&event.room, event.seq, frame.clone());
+            }
+            // Another node committed the events in between; they arrive through the bus
+            // or, failing that, from the history.
+            if let PublishOutcome::Gap { .. } = self.hub.publish(Delivery::of(event, frame)) {
+                self.catch_up.request(event.room.clone());
+            }
         }
     }
 }

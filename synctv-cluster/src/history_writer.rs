@@ -11,7 +11,7 @@ use crate::background::BackgroundTasks;
 use crate::error::ClusterError;
 use std::time::{Duration, Instant};
 use synctv_core::clock::now_ms;
-use synctv_core::storage::{ChangeOutcome, CommittedChange, Database, RoomChange};
+use synctv_core::storage::{ChangeOutcome, CommittedChange, Database, RoomChange, Sequencer};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -37,17 +37,19 @@ pub const COMMIT_DEADLINE: Duration = Duration::from_secs(10);
 
 impl HistoryWriter {
     /// Starts the writer on `tasks`; the handle returned ends once the queue is drained.
+    /// `ready_timeout` is how long a start waits for buffering members.
     pub fn spawn(
         db: Database,
         sink: impl CommitSink,
         max_batch: usize,
+        ready_timeout: Duration,
         tasks: &BackgroundTasks,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (queue, rx) = mpsc::channel(max_batch * 8);
         let mut closing = CancellationToken::new();
         let task = tasks.spawn(|stop| {
             closing = stop.clone();
-            run(db, sink, rx, max_batch, stop)
+            run(db, sink, rx, max_batch, ready_timeout, stop)
         });
         (Self { queue, closing }, task)
     }
@@ -98,8 +100,10 @@ async fn run(
     sink: impl CommitSink,
     mut rx: mpsc::Receiver<(RoomChange, Reply)>,
     max_batch: usize,
+    ready_timeout: Duration,
     closing: CancellationToken,
 ) {
+    let ready_timeout_ms = i64::try_from(ready_timeout.as_millis()).unwrap_or(i64::MAX);
     let mut changes = Vec::with_capacity(max_batch);
     let mut replies = Vec::with_capacity(max_batch);
     loop {
@@ -138,7 +142,11 @@ async fn run(
             .collect();
         let batch_len = batch.len();
         let started = Instant::now();
-        let result = db.commit_changes(batch, now_ms()).await;
+        let sequencer = Sequencer {
+            now_ms: now_ms(),
+            ready_timeout_ms,
+        };
+        let result = db.commit_changes(batch, sequencer).await;
         metrics::histogram!("synctv_history_commit_seconds")
             .record(started.elapsed().as_secs_f64());
         metrics::histogram!("synctv_history_batch_size").record(batch_len as f64);

@@ -8,11 +8,12 @@
 
 use crate::delivery::Delivery;
 use crate::outbox::{Outbound, Outbox};
+use crate::wait_timer::WaitAlarms;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use synctv_core::{Epoch, PlaybackState, RoomId};
+use synctv_core::{Epoch, PlaybackState, RoomId, UserId};
 
 /// The most bytes of events one `joined` hands back; a client further behind is told
 /// `recovered: false` (and reads the history endpoint), so a frame stays writable.
@@ -56,6 +57,10 @@ pub struct RecoveryRequest<'a> {
 pub enum SubscribeOutcome {
     /// `joined` is queued and the member receives every later event.
     Subscribed { seq: i64, recovered: bool },
+    /// What the join read from the database (at seq `read_at`) is not what this node's
+    /// channel stands at: `behind` when the channel has not applied up to it yet (catch
+    /// up), else a change of roles or queue came after it (read again).
+    Moved { behind: bool },
     /// Recovery needs the events after `after` that the recent ring no longer holds:
     /// read them from the durable history and subscribe again with them.
     NeedHistory { after: i64 },
@@ -73,6 +78,11 @@ struct RoomChannel {
     last_seq: i64,
     state: Arc<PlaybackState>,
     members: HashMap<ConnectionId, Outbox>,
+    /// Who each member connection is, for a kick.
+    users: HashMap<ConnectionId, UserId>,
+    /// The seq of the last event applied here that changed roles or the queue (see
+    /// `Delivery::changes_snapshot`); a channel opened from the database takes its seq.
+    snapshot_seq: i64,
     recent: VecDeque<(i64, Bytes)>,
     pending: BTreeMap<i64, Delivery>,
     touched: Instant,
@@ -84,6 +94,8 @@ pub struct RoomMessageHub {
     rooms: Mutex<HashMap<RoomId, Arc<Mutex<RoomChannel>>>>,
     recent_capacity: usize,
     max_recovery: usize,
+    /// Told of every wait a room starts, so this node arms a timer for its end.
+    waits: WaitAlarms,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -92,11 +104,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl RoomMessageHub {
-    pub fn new(recent_capacity: usize, max_recovery: usize) -> Self {
+    pub fn new(recent_capacity: usize, max_recovery: usize, waits: WaitAlarms) -> Self {
         Self {
             rooms: Mutex::new(HashMap::new()),
             recent_capacity: recent_capacity.max(1),
             max_recovery,
+            waits,
         }
     }
 
@@ -121,11 +134,14 @@ impl RoomMessageHub {
     ) -> HeldChannel<'_> {
         let mut rooms = lock(&self.rooms);
         let channel = rooms.entry(room.clone()).or_insert_with(|| {
+            self.waits.arm_if_waiting(room, &state);
             Arc::new(Mutex::new(RoomChannel {
                 epoch,
                 last_seq,
                 state: Arc::new(state),
                 members: HashMap::new(),
+                users: HashMap::new(),
+                snapshot_seq: last_seq,
                 recent: VecDeque::new(),
                 pending: BTreeMap::new(),
                 touched: Instant::now(),
@@ -156,6 +172,8 @@ impl RoomMessageHub {
                             last_seq: delivery.seq - 1,
                             state: state.clone(),
                             members: HashMap::new(),
+                            users: HashMap::new(),
+                            snapshot_seq: delivery.seq - 1,
                             recent: VecDeque::new(),
                             pending: BTreeMap::new(),
                             touched: Instant::now(),
@@ -194,7 +212,11 @@ impl RoomMessageHub {
     /// Removes `conn` from `room`; `true` when it was a member.
     pub fn unsubscribe(&self, room: &RoomId, conn: ConnectionId) -> bool {
         match self.channel(room) {
-            Some(channel) => lock(&channel).members.remove(&conn).is_some(),
+            Some(channel) => {
+                let mut ch = lock(&channel);
+                ch.users.remove(&conn);
+                ch.members.remove(&conn).is_some()
+            }
             None => false,
         }
     }
@@ -290,6 +312,10 @@ impl RoomMessageHub {
         ch.epoch = d.epoch.clone();
         if let Some(state) = &d.state {
             ch.state = state.clone();
+            self.waits.arm_if_waiting(&d.room, state);
+        }
+        if d.changes_snapshot {
+            ch.snapshot_seq = d.seq;
         }
         if ch.recent.len() == self.recent_capacity {
             ch.recent.pop_front();
@@ -304,8 +330,29 @@ impl RoomMessageHub {
                 outbox.push_outbound(Outbound::RoomClosed(d.room.clone()));
             }
             ch.members.clear();
+            ch.users.clear();
+        }
+        if let Some(kicked) = &d.kicked {
+            remove_user(ch, &d.room, kicked);
         }
         count
+    }
+}
+
+/// A kicked user's connections leave the room with the kick: they had its event, they
+/// get nothing more, and each connection is told the room is closed to it.
+fn remove_user(ch: &mut RoomChannel, room: &RoomId, user: &UserId) {
+    let conns: Vec<ConnectionId> = ch
+        .users
+        .iter()
+        .filter(|(_, u)| *u == user)
+        .map(|(conn, _)| *conn)
+        .collect();
+    for conn in conns {
+        ch.users.remove(&conn);
+        if let Some(outbox) = ch.members.remove(&conn) {
+            outbox.push_outbound(Outbound::RoomClosed(room.clone()));
+        }
     }
 }
 
@@ -320,15 +367,26 @@ impl HeldChannel<'_> {
     /// Makes `conn` a member, queueing `joined` (built by `make_joined`) first, under the
     /// room's lock: the member then receives every event after `joined.seq` exactly once.
     /// With a recovery point, hands back the missed events when they are all at hand.
+    ///
+    /// `read_at` is the seq at which the join read the room's roles and queue: the
+    /// subscription happens only if this channel stands at or after it with no change of
+    /// them since, so `joined` never shows a queue a live event then changes twice.
     pub fn subscribe(
         &self,
         conn: ConnectionId,
+        user: &UserId,
         outbox: &Outbox,
+        read_at: i64,
         recovery: RecoveryRequest<'_>,
         make_joined: impl FnOnce(JoinView<'_>) -> Bytes,
     ) -> SubscribeOutcome {
         let mut ch = lock(&self.channel);
         ch.touched = Instant::now();
+        if ch.last_seq < read_at || ch.snapshot_seq > read_at {
+            return SubscribeOutcome::Moved {
+                behind: ch.last_seq < read_at,
+            };
+        }
         let last = ch.last_seq;
         let mut events = Vec::new();
         let mut recovered = false;
@@ -369,6 +427,7 @@ impl HeldChannel<'_> {
         });
         outbox.push(joined, Instant::now());
         ch.members.insert(conn, outbox.clone());
+        ch.users.insert(conn, user.clone());
         SubscribeOutcome::Subscribed {
             seq: last,
             recovered,

@@ -1,5 +1,5 @@
-//! A WebSocket join, in one call: room lookup, password, admission (presence and the
-//! room's size), the room's channel on this node, catch-up and recovery, in a fixed
+//! A WebSocket join, in one call: room lookup, password, ban, admission (presence and
+//! the room's size), the room's channel on this node, catch-up and recovery, in a fixed
 //! order, with a typed error for each way it can fail.
 
 use crate::cluster_manager::{ClusterManager, Member};
@@ -9,9 +9,17 @@ use crate::error::ClusterError;
 use crate::hub::{HeldChannel, JoinView, RecoveryRequest, SubscribeOutcome};
 use crate::presence::Arrival;
 use bytes::Bytes;
+use serde::Serialize;
+use synctv_core::clock::now_ms;
+use synctv_core::moderation::Role;
 use synctv_core::password::verify_password;
-use synctv_core::storage::{ChangeOutcome, RoomChange, RoomChangeKind};
-use synctv_core::{Actor, Control, Epoch, RoomId, RoomRecord, UserId};
+use synctv_core::queue::QueueItem;
+use synctv_core::storage::{ChangeOutcome, Rejection, RoomChange, RoomChangeKind, RoomSnapshot};
+use synctv_core::{Epoch, RoomId, RoomRecord, UserId};
+
+/// How many times a join reads the room's roles and queue again when a change of them
+/// lands between its read and its subscription (each try is one small read).
+const SNAPSHOT_TRIES: usize = 20;
 
 /// What a connection asks when it joins a room.
 pub struct JoinRequest<'a> {
@@ -24,12 +32,26 @@ pub struct JoinRequest<'a> {
     pub again: bool,
 }
 
-/// A room joined: who may control its playback.
+/// A room joined.
 #[derive(Clone, Debug)]
 pub struct JoinedRoom {
-    pub control: Control,
-    pub owner_id: UserId,
     pub recovered: bool,
+}
+
+/// A present member with its role, as `joined` lists them.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemberRole {
+    pub user_id: UserId,
+    pub name: String,
+    pub role: Role,
+}
+
+/// What `joined` says besides the room's position (1.1): the joiner's role, the members
+/// with theirs, and the queue, all as of the joined seq.
+pub struct JoinDetails<'a> {
+    pub role: Role,
+    pub members: &'a [MemberRole],
+    pub queue: &'a [QueueItem],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,10 +60,14 @@ pub enum JoinError {
     NotFound,
     #[error("wrong or missing room password")]
     WrongPassword,
+    /// The user is banned from the room until then (ms).
+    #[error("banned from this room")]
+    Banned(i64),
     #[error("the room is full")]
     RoomFull,
     /// More events than the recent ring holds were applied while the missed ones were
-    /// read from the history: the join can be tried again.
+    /// read from the history, or roles and queue kept changing while they were read:
+    /// the join can be tried again.
     #[error("the room moved on faster than its history could be read")]
     Overtaken,
     #[error(transparent)]
@@ -50,12 +76,12 @@ pub enum JoinError {
 
 impl ClusterManager {
     /// Makes `member` a member of `request.room` and queues its `joined` frame, built by
-    /// `make_joined` from the room's position and the members present.
+    /// `make_joined` from the room's position, roles, queue and the members present.
     pub async fn join(
         &self,
         member: &Member,
         request: JoinRequest<'_>,
-        make_joined: impl Fn(JoinView<'_>, &[Actor]) -> Bytes,
+        make_joined: impl Fn(JoinView<'_>, JoinDetails<'_>) -> Bytes,
     ) -> Result<JoinedRoom, JoinError> {
         let room = request.room;
         let record = match self.db.room(room).await.map_err(ClusterError::from)? {
@@ -65,6 +91,14 @@ impl ClusterManager {
         if !password_opens(&record, request.password).await {
             return Err(JoinError::WrongPassword);
         }
+        let snapshot = self.snapshot(room).await?;
+        if let Some(until) = snapshot
+            .rules
+            .moderation
+            .banned_until(&member.actor.user_id, now_ms())
+        {
+            return Err(JoinError::Banned(until));
+        }
         if !request.again {
             self.arrive(member, room).await?;
         }
@@ -72,11 +106,7 @@ impl ClusterManager {
             .subscribe(member, room, request.recover, &make_joined)
             .await
         {
-            Ok(recovered) => Ok(JoinedRoom {
-                control: record.control,
-                owner_id: record.owner_id,
-                recovered,
-            }),
+            Ok(recovered) => Ok(JoinedRoom { recovered }),
             Err(e) => {
                 if !request.again {
                     self.depart(member, room).await;
@@ -87,7 +117,7 @@ impl ClusterManager {
     }
 
     /// Counts the member in the room's presence; the user's first connection there is
-    /// recorded as `member_joined`.
+    /// recorded as `member_joined` (refused there too if a ban came meanwhile).
     async fn arrive(&self, member: &Member, room: &RoomId) -> Result<(), JoinError> {
         match self.presence.arrive(room, &member.actor).await {
             Arrival::Full => {
@@ -103,6 +133,9 @@ impl ClusterManager {
                 };
                 let failed = match self.submit(change).await {
                     Ok(ChangeOutcome::Committed(_)) => return Ok(()),
+                    Ok(ChangeOutcome::Rejected(Rejection::Banned(until))) => {
+                        JoinError::Banned(until)
+                    }
                     Ok(ChangeOutcome::Rejected(_)) => JoinError::NotFound,
                     Err(e) => e.into(),
                 };
@@ -112,24 +145,35 @@ impl ClusterManager {
         }
     }
 
+    /// The room's roles, moderation and queue as committed.
+    async fn snapshot(&self, room: &RoomId) -> Result<RoomSnapshot, JoinError> {
+        self.db
+            .room_snapshot(room)
+            .await
+            .map_err(ClusterError::from)?
+            .ok_or(JoinError::NotFound)
+    }
+
     /// Adds the member to the room's channel on this node, with its `joined`:
     /// 1. listen to the room's Redis channel (cluster mode) before reading any position,
     ///    so that nothing committed elsewhere falls in between;
     /// 2. hold the room's channel, opening it from the database position if needed;
     /// 3. if the client has seen events this node has not applied, catch up once;
-    /// 4. subscribe from the recent ring, or, when the missed events are older than the
+    /// 4. read the roles and queue, and subscribe only if the channel stands where they
+    ///    were read (caught up to it, no change of them since); otherwise read again;
+    /// 5. subscribe from the recent ring, or, when the missed events are older than the
     ///    ring, read them from the history once and subscribe with them.
     async fn subscribe(
         &self,
         member: &Member,
         room: &RoomId,
         recover: Option<(Epoch, i64)>,
-        make_joined: &impl Fn(JoinView<'_>, &[Actor]) -> Bytes,
+        make_joined: &impl Fn(JoinView<'_>, JoinDetails<'_>) -> Bytes,
     ) -> Result<bool, JoinError> {
         if let Some(membership) = &self.membership {
             membership.bus.subscribe_room(room).await;
         }
-        let members = self.presence.members(room).await;
+        let present = self.presence.members(room).await;
         let channel = self.hold_channel(room).await?;
         let recover = recover.as_ref().map(|(epoch, seq)| (epoch, *seq));
         if let Some((epoch, seq)) = recover {
@@ -137,24 +181,50 @@ impl ClusterManager {
                 self.catch_up.fill(room).await.map_err(ClusterError::from)?;
             }
         }
-        let subscribe = |history: &[(i64, Bytes)]| {
-            channel.subscribe(
+        let mut history: Vec<(i64, Bytes)> = Vec::new();
+        for _ in 0..SNAPSHOT_TRIES {
+            let snapshot = self.snapshot(room).await?;
+            let moderation = &snapshot.rules.moderation;
+            let members: Vec<MemberRole> = present
+                .iter()
+                .map(|a| MemberRole {
+                    user_id: a.user_id.clone(),
+                    name: a.name.clone(),
+                    role: moderation.role(&snapshot.owner, &a.user_id),
+                })
+                .collect();
+            let role = moderation.role(&snapshot.owner, &member.actor.user_id);
+            let outcome = channel.subscribe(
                 member.conn,
+                &member.actor.user_id,
                 &member.outbox,
-                RecoveryRequest { recover, history },
-                |view| make_joined(view, &members),
-            )
-        };
-        let outcome = match subscribe(&[]) {
-            SubscribeOutcome::NeedHistory { after } => {
-                subscribe(&self.recovery_history(room, after).await?)
+                snapshot.last_seq,
+                RecoveryRequest {
+                    recover,
+                    history: &history,
+                },
+                |view| {
+                    let details = JoinDetails {
+                        role,
+                        members: &members,
+                        queue: &snapshot.queue.items,
+                    };
+                    make_joined(view, details)
+                },
+            );
+            match outcome {
+                SubscribeOutcome::Subscribed { recovered, .. } => return Ok(recovered),
+                SubscribeOutcome::NeedHistory { after } if history.is_empty() => {
+                    history = self.recovery_history(room, after).await?;
+                }
+                SubscribeOutcome::NeedHistory { .. } => return Err(JoinError::Overtaken),
+                SubscribeOutcome::Moved { behind: true } => {
+                    self.catch_up.fill(room).await.map_err(ClusterError::from)?;
+                }
+                SubscribeOutcome::Moved { behind: false } => {}
             }
-            subscribed => subscribed,
-        };
-        match outcome {
-            SubscribeOutcome::Subscribed { recovered, .. } => Ok(recovered),
-            SubscribeOutcome::NeedHistory { .. } => Err(JoinError::Overtaken),
         }
+        Err(JoinError::Overtaken)
     }
 
     /// The room's channel on this node, opened from the database position if need be.

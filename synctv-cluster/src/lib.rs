@@ -27,6 +27,11 @@
 //! - [`catch_up`]: filling gaps from the durable history, and the reconciler;
 //!   [`deduplicator`]: the LRU of `(room, seq)` pairs seen, which drops copies before
 //!   they reach the hub.
+//! - [`wait_timer`]: every node serving a room arms a timer for the end of each wait it
+//!   starts; the sequencer lets the first one start the room.
+//! - `moderation.rs`: `ClusterManager::kick` and the other moderation calls, and
+//!   `ClusterManager::room_members` for `GET /members`; `drift_book.rs`: the latest drift
+//!   report of each member here, shared through the database.
 //! - [`error`]: the crate's error type, [`ClusterError`].
 //!
 //! This crate knows nothing of HTTP or WebSockets.
@@ -38,12 +43,14 @@ pub mod cluster_manager;
 pub mod connection_manager;
 pub mod deduplicator;
 pub mod delivery;
+pub mod drift_book;
 pub mod error;
 pub mod fan_out;
 pub mod history_writer;
 pub mod hub;
 mod join;
 mod membership;
+mod moderation;
 pub mod nats;
 pub mod node_counters;
 pub mod node_registry;
@@ -52,6 +59,7 @@ pub mod presence;
 pub mod presence_book;
 pub mod rate_limit;
 pub mod redis;
+pub mod wait_timer;
 
 pub use background::BackgroundTasks;
 pub use bus::{Bus, BusStatus};
@@ -60,7 +68,8 @@ pub use connection_manager::{ConnectionManager, ConnectionPermit, Refusal};
 pub use error::ClusterError;
 pub use history_writer::PendingCommit;
 pub use hub::{ConnectionId, JoinView, RoomMessageHub};
-pub use join::{JoinError, JoinRequest, JoinedRoom};
+pub use join::{JoinDetails, JoinError, JoinRequest, JoinedRoom, MemberRole};
+pub use moderation::{MemberView, ModerationError};
 pub use node_counters::NodeCounters;
 pub use node_registry::NodeInfo;
 pub use outbox::{Outbound, Outbox, OutboxReceiver};

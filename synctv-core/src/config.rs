@@ -23,6 +23,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub history: HistoryConfig,
+    pub rooms: RoomsConfig,
     pub log: LogConfig,
     pub api: ApiConfig,
     pub webhooks: WebhooksConfig,
@@ -249,6 +250,21 @@ impl Default for HistoryConfig {
             recent_events: 1024,
             max_recovery_events: 5000,
             max_batch: 512,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoomsConfig {
+    /// Longest a start waits for buffering members (contract 1.1, "Waiting for everyone").
+    pub ready_timeout_secs: u64,
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        Self {
+            ready_timeout_secs: 10,
         }
     }
 }

@@ -20,6 +20,16 @@ pub enum EventKind {
     MemberJoined,
     MemberLeft,
     RoomArchived,
+    /// 1.1: a role given (data: `user_id`, `role`).
+    Role,
+    /// 1.1: a member kicked, perhaps banned (data: `user_id`, `banned_until`).
+    MemberKicked,
+    /// 1.1: a mute set or lifted (data: `user_id`, `muted_until`).
+    MemberMuted,
+    /// 1.1: the queue changed (data: `action` and what it changed).
+    Queue,
+    /// 1.1: a member's player status changed (data: `user_id`, `state`).
+    MemberStatus,
     /// A notice to one member; never stored and never given a seq.
     Resync,
 }
@@ -33,6 +43,11 @@ impl EventKind {
             EventKind::MemberJoined => "member_joined",
             EventKind::MemberLeft => "member_left",
             EventKind::RoomArchived => "room_archived",
+            EventKind::Role => "role",
+            EventKind::MemberKicked => "member_kicked",
+            EventKind::MemberMuted => "member_muted",
+            EventKind::Queue => "queue",
+            EventKind::MemberStatus => "member_status",
             EventKind::Resync => "resync",
         }
     }
@@ -45,6 +60,11 @@ impl EventKind {
             "member_joined" => EventKind::MemberJoined,
             "member_left" => EventKind::MemberLeft,
             "room_archived" => EventKind::RoomArchived,
+            "role" => EventKind::Role,
+            "member_kicked" => EventKind::MemberKicked,
+            "member_muted" => EventKind::MemberMuted,
+            "queue" => EventKind::Queue,
+            "member_status" => EventKind::MemberStatus,
             "resync" => EventKind::Resync,
             _ => return None,
         })

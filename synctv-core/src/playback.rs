@@ -3,6 +3,7 @@
 //! These functions are pure: the storage layer calls them inside the transaction that
 //! locks the room's state row, so every node applies the same rule to the same state.
 
+use crate::ids::UserId;
 use serde::{Deserialize, Serialize};
 
 /// Slowest and fastest accepted playback rate.
@@ -15,6 +16,9 @@ pub const MAX_MEDIA_URL_CHARS: usize = 2048;
 pub struct Media {
     pub url: String,
     pub title: Option<String>,
+    /// 1.1: the media's length in seconds, when the client knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -25,6 +29,13 @@ pub struct PlaybackState {
     pub rate: f64,
     pub updated_at: i64,
     pub version: i64,
+    /// 1.1: the buffering waiters a start is held for (empty when the room is not
+    /// waiting; see `waiting`).
+    #[serde(default)]
+    pub waiting_for: Vec<UserId>,
+    /// 1.1: when a held start happens without the stragglers (ms), while waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_until: Option<i64>,
 }
 
 impl PlaybackState {
@@ -37,6 +48,8 @@ impl PlaybackState {
             rate: 1.0,
             updated_at: now_ms,
             version: 0,
+            waiting_for: Vec::new(),
+            wait_until: None,
         }
     }
 
@@ -79,6 +92,9 @@ pub struct PlaybackCommand {
     pub position: Option<f64>,
     pub rate: Option<f64>,
     pub if_version: Option<i64>,
+    /// 1.1: `play` with `force: true` starts at once, without waiting for anyone.
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// Why a playback message is malformed; each becomes a `bad_request`.
@@ -121,6 +137,7 @@ impl PlaybackCommand {
                 position,
                 rate,
                 if_version,
+                force: false,
             }),
         }
     }
@@ -153,7 +170,7 @@ impl PlaybackCommand {
     }
 }
 
-/// The state after setting `media`: paused at 0, rate kept.
+/// The state after setting `media`: paused at 0, rate kept, no wait.
 pub fn apply_media(state: &PlaybackState, media: Media, now_ms: i64) -> PlaybackState {
     PlaybackState {
         media: Some(media),
@@ -162,6 +179,8 @@ pub fn apply_media(state: &PlaybackState, media: Media, now_ms: i64) -> Playback
         rate: state.rate,
         updated_at: now_ms,
         version: state.version + 1,
+        waiting_for: Vec::new(),
+        wait_until: None,
     }
 }
 
@@ -255,6 +274,7 @@ mod tests {
             Media {
                 url: "https://x/v.mp4".into(),
                 title: None,
+                duration: None,
             },
             5,
         );

@@ -7,12 +7,14 @@ use serde::{Deserialize, Serialize};
 /// Longest accepted room name, in characters after trimming.
 pub const MAX_ROOM_NAME_CHARS: usize = 100;
 
-/// Who may change playback and media.
+/// Who may change playback, media and the queue: everyone, the owner and admins
+/// (`hosts`, 1.1), or the owner alone.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Control {
     #[default]
     Everyone,
+    Hosts,
     Owner,
 }
 
@@ -20,6 +22,7 @@ impl Control {
     pub fn as_str(self) -> &'static str {
         match self {
             Control::Everyone => "everyone",
+            Control::Hosts => "hosts",
             Control::Owner => "owner",
         }
     }
@@ -27,6 +30,7 @@ impl Control {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "everyone" => Some(Control::Everyone),
+            "hosts" => Some(Control::Hosts),
             "owner" => Some(Control::Owner),
             _ => None,
         }
@@ -45,6 +49,8 @@ pub struct RoomRecord {
     pub created_at: i64,
     pub archived_at: Option<i64>,
     pub state: PlaybackState,
+    /// 1.1: items in the room's queue.
+    pub queue_length: usize,
 }
 
 impl RoomRecord {
@@ -59,6 +65,7 @@ impl RoomRecord {
             created_at: self.created_at,
             members,
             state: self.state.clone(),
+            queue_length: self.queue_length,
         }
     }
 }
@@ -74,4 +81,5 @@ pub struct Room {
     pub created_at: i64,
     pub members: usize,
     pub state: PlaybackState,
+    pub queue_length: usize,
 }

@@ -6,6 +6,7 @@ mod cluster;
 mod error;
 mod extract;
 mod health;
+mod members;
 mod metrics;
 mod rooms;
 mod server_api;
@@ -59,6 +60,7 @@ pub fn router(ctx: ApiContext) -> Router {
     Router::new()
         .merge(auth::router())
         .merge(rooms::router())
+        .merge(members::router())
         .merge(health::router())
         .merge(metrics::router())
         .merge(cluster::router())

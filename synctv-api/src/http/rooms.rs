@@ -148,9 +148,7 @@ async fn archive_room(
         }
         // Someone archived it between our read and the commit.
         ChangeOutcome::Rejected(Rejection::NotFound) => Err(ApiError::room_not_found()),
-        ChangeOutcome::Rejected(Rejection::Conflict(_)) => {
-            Err(ApiError::Conflict("the room changed meanwhile".into()))
-        }
+        ChangeOutcome::Rejected(_) => Err(ApiError::Conflict("the room changed meanwhile".into())),
     }
 }
 

@@ -55,16 +55,13 @@ async fn system_message(
         })
         .await?;
     match outcome {
-        ChangeOutcome::Committed(done) => Ok((
-            StatusCode::CREATED,
-            Json(Seq {
-                seq: done.event.seq,
-            }),
-        )),
+        // A chat always makes its one event.
+        ChangeOutcome::Committed(done) => match done.seq() {
+            Some(seq) => Ok((StatusCode::CREATED, Json(Seq { seq }))),
+            None => Err(ApiError::Internal("a chat made no event".into())),
+        },
         ChangeOutcome::Rejected(Rejection::NotFound) => Err(ApiError::room_not_found()),
-        ChangeOutcome::Rejected(Rejection::Conflict(_)) => {
-            Err(ApiError::Conflict("the room changed meanwhile".into()))
-        }
+        ChangeOutcome::Rejected(_) => Err(ApiError::Conflict("the room changed meanwhile".into())),
     }
 }
 

@@ -11,12 +11,15 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::time::Instant;
-use synctv_cluster::{ClusterError, JoinError, JoinRequest, JoinView, Member, TokenBucket};
+use synctv_cluster::{
+    ClusterError, JoinDetails, JoinError, JoinRequest, JoinView, Member, ModerationError,
+    PendingCommit, TokenBucket,
+};
 use synctv_core::clock::now_ms;
 use synctv_core::storage::{ChangeOutcome, Rejection, RoomChange, RoomChangeKind};
-use synctv_core::{Actor, Control, Epoch, RoomId, UserId};
+use synctv_core::{Epoch, RoomId, UserId};
 
 /// A client that ignores this many rate-limit errors in a row is closed.
 const MAX_REFUSED_IN_A_ROW: u32 = 200;
@@ -35,17 +38,13 @@ pub(super) struct Owed {
     result: Result<ChangeOutcome, ClusterError>,
 }
 
-/// What a joined room allows this connection.
-struct RoomAccess {
-    control: Control,
-    owner_id: UserId,
-}
-
 /// One connection's membership of rooms and the answers it owes.
 pub(super) struct MessageHandler {
     ctx: ApiContext,
     member: Member,
-    rooms: HashMap<RoomId, RoomAccess>,
+    /// The rooms this connection is a member of. What it may do in each is decided by
+    /// the sequencer, in the room's commit, against the stored roles.
+    rooms: HashSet<RoomId>,
     bucket: TokenBucket,
     refused_in_a_row: u32,
     owed: FuturesUnordered<BoxFuture<'static, Owed>>,
@@ -57,7 +56,7 @@ impl MessageHandler {
             bucket: TokenBucket::new(ctx.config.limits.messages_per_second),
             ctx,
             member,
-            rooms: HashMap::new(),
+            rooms: HashSet::new(),
             refused_in_a_row: 0,
             owed: FuturesUnordered::new(),
         }
@@ -117,7 +116,7 @@ impl MessageHandler {
                 recover,
             } => self.join(id, room, password, recover).await,
             ClientMessage::Leave { room } => {
-                if self.rooms.remove(&room).is_none() {
+                if !self.rooms.remove(&room) {
                     return self.error(
                         id.as_ref(),
                         ErrorCode::NotFound,
@@ -147,7 +146,119 @@ impl MessageHandler {
                 self.change(id, room, false, RoomChangeKind::Chat(text))
                     .await
             }
+            ClientMessage::Role { room, user, role } => {
+                let kind = RoomChangeKind::SetRole {
+                    user: user.clone(),
+                    role,
+                };
+                self.moderate(id, room, user, kind).await
+            }
+            ClientMessage::Kick {
+                room,
+                user,
+                ban_secs,
+            } => {
+                let kind = RoomChangeKind::Kick {
+                    user: user.clone(),
+                    ban_secs,
+                };
+                self.moderate(id, room, user, kind).await
+            }
+            ClientMessage::Mute { room, user, secs } => {
+                let kind = RoomChangeKind::Mute {
+                    user: user.clone(),
+                    secs,
+                };
+                self.moderate(id, room, user, kind).await
+            }
+            ClientMessage::QueueAdd { room, item } => {
+                self.change(id, room, false, RoomChangeKind::QueueAdd(item))
+                    .await
+            }
+            ClientMessage::QueueRemove { room, item_id } => {
+                self.change(id, room, false, RoomChangeKind::QueueRemove { item_id })
+                    .await
+            }
+            ClientMessage::QueueMove {
+                room,
+                item_id,
+                index,
+            } => {
+                let kind = RoomChangeKind::QueueMove { item_id, index };
+                self.change(id, room, false, kind).await
+            }
+            ClientMessage::Next { room, if_version } => {
+                self.change(id, room, true, RoomChangeKind::Next { if_version })
+                    .await
+            }
+            ClientMessage::Status { room, status } => {
+                self.change(id, room, false, RoomChangeKind::Status(status))
+                    .await
+            }
+            ClientMessage::Report {
+                room,
+                position,
+                rtt_ms,
+            } => self.report(id, room, position, rtt_ms),
         }
+    }
+
+    /// A role, kick or mute: the target must be a known user; the sequencer decides
+    /// whether this member may.
+    async fn moderate(
+        &mut self,
+        id: Option<MessageId>,
+        room: RoomId,
+        target: UserId,
+        kind: RoomChangeKind,
+    ) {
+        if !self.rooms.contains(&room) {
+            return self.not_joined(id, &room);
+        }
+        let actor = Some(self.member.actor.clone());
+        match self.ctx.cluster.moderate(&room, actor, &target, kind).await {
+            Ok(pending) => self.owe(id, room, false, Ok(pending)),
+            Err(ModerationError::UnknownUser) => self.error(
+                id.as_ref(),
+                ErrorCode::NotFound,
+                "no such user",
+                Some(&room),
+            ),
+            Err(ModerationError::Cluster(e)) => self.owe(id, room, false, Err(e)),
+            Err(other) => self.error(
+                id.as_ref(),
+                ErrorCode::BadRequest,
+                &other.to_string(),
+                Some(&room),
+            ),
+        }
+    }
+
+    /// A drift report: taken at most once a second, answered only when it has an `id`.
+    fn report(&self, id: Option<MessageId>, room: RoomId, position: f64, rtt_ms: Option<f64>) {
+        if !self.rooms.contains(&room) {
+            return self.not_joined(id, &room);
+        }
+        let user = &self.member.actor.user_id;
+        self.ctx.cluster.report_drift(&room, user, position, rtt_ms);
+        if id.is_some() {
+            let ack = ServerMessage::Ack {
+                id: id.as_ref(),
+                room: &room,
+                seq: None,
+                version: None,
+            };
+            self.send(ack.encode());
+        }
+    }
+
+    fn not_joined(&self, id: Option<MessageId>, room: &RoomId) {
+        self.error(
+            id.as_ref(),
+            ErrorCode::NotFound,
+            "not joined to this room",
+            Some(room),
+        );
     }
 
     async fn join(
@@ -158,7 +269,7 @@ impl MessageHandler {
         recover: Option<Recover>,
     ) {
         let id = id.as_ref();
-        let again = self.rooms.contains_key(&room);
+        let again = self.rooms.contains(&room);
         if !again && self.rooms.len() >= self.ctx.config.limits.rooms_per_connection {
             Refusal::TooManyRooms.record(self.ctx.cluster.connections().counters());
             let message = format!(
@@ -167,14 +278,16 @@ impl MessageHandler {
             );
             return self.error(id, ErrorCode::TooManyRooms, &message, Some(&room));
         }
-        let make_joined = |view: JoinView<'_>, members: &[Actor]| {
+        let make_joined = |view: JoinView<'_>, details: JoinDetails<'_>| {
             ServerMessage::Joined {
                 id,
                 room: &room,
                 epoch: view.epoch.as_str(),
                 seq: view.seq,
                 state: view.state,
-                members,
+                role: details.role,
+                members: details.members,
+                queue: details.queue,
                 recovered: view.recovered,
                 events: raw_events(&view.events),
             }
@@ -192,15 +305,21 @@ impl MessageHandler {
             .join(&self.member, request, make_joined)
             .await
         {
-            Ok(joined) => {
+            Ok(_) => {
                 if !again {
                     joined_rooms_gauge(1.0);
                 }
-                let access = RoomAccess {
-                    control: joined.control,
-                    owner_id: joined.owner_id,
+                self.rooms.insert(room);
+            }
+            Err(JoinError::Banned(until)) => {
+                let banned = ServerMessage::ErrorUntil {
+                    id,
+                    code: ErrorCode::Banned,
+                    message: "you are banned from this room",
+                    room: &room,
+                    until,
                 };
-                self.rooms.insert(room, access);
+                self.send(banned.encode());
             }
             Err(refused) => {
                 let (code, message) = join_refusal(&refused);
@@ -220,24 +339,8 @@ impl MessageHandler {
         controlled: bool,
         kind: RoomChangeKind,
     ) {
-        let Some(access) = self.rooms.get(&room) else {
-            return self.error(
-                id.as_ref(),
-                ErrorCode::NotFound,
-                "not joined to this room",
-                Some(&room),
-            );
-        };
-        if controlled
-            && access.control == Control::Owner
-            && access.owner_id != self.member.actor.user_id
-        {
-            return self.error(
-                id.as_ref(),
-                ErrorCode::Forbidden,
-                "only the room's owner controls playback",
-                Some(&room),
-            );
+        if !self.rooms.contains(&room) {
+            return self.not_joined(id, &room);
         }
         let change = RoomChange {
             room: room.clone(),
@@ -245,6 +348,17 @@ impl MessageHandler {
             kind,
         };
         let pending = self.ctx.cluster.enqueue(change).await;
+        self.owe(id, room, controlled, pending);
+    }
+
+    /// Owes the answer of a queued commit.
+    fn owe(
+        &mut self,
+        id: Option<MessageId>,
+        room: RoomId,
+        controlled: bool,
+        pending: Result<PendingCommit, ClusterError>,
+    ) {
         self.owed.push(
             async move {
                 let result = match pending {
@@ -285,19 +399,43 @@ impl MessageHandler {
                     ServerMessage::Ack {
                         id: id.as_ref(),
                         room: &room,
-                        seq: done.event.seq,
+                        seq: done.seq(),
                         version,
                     }
                     .encode(),
                 );
             }
+            Ok(ChangeOutcome::Rejected(Rejection::Forbidden(why))) => {
+                self.error(id.as_ref(), ErrorCode::Forbidden, why, Some(&room))
+            }
+            Ok(ChangeOutcome::Rejected(Rejection::Banned(_))) => self.error(
+                id.as_ref(),
+                ErrorCode::Forbidden,
+                "banned from this room",
+                Some(&room),
+            ),
+            Ok(ChangeOutcome::Rejected(Rejection::QueueFull)) => self.error(
+                id.as_ref(),
+                ErrorCode::QueueFull,
+                "the queue is full (500 items)",
+                Some(&room),
+            ),
+            Ok(ChangeOutcome::Rejected(Rejection::QueueItemNotFound(why))) => {
+                self.error(id.as_ref(), ErrorCode::NotFound, why, Some(&room))
+            }
+            Ok(ChangeOutcome::Rejected(Rejection::IndexPastEnd)) => self.error(
+                id.as_ref(),
+                ErrorCode::BadRequest,
+                "index is past the end of the queue",
+                Some(&room),
+            ),
             Ok(ChangeOutcome::Rejected(Rejection::Conflict(state))) => {
                 let error = ServerMessage::Error {
                     id: id.as_ref(),
                     code: ErrorCode::Conflict,
                     message: "if_version does not match the room's version",
                     room: Some(&room),
-                    state: Some(&state),
+                    state: Some(&*state),
                 };
                 self.send(error.encode());
             }
@@ -330,7 +468,7 @@ impl MessageHandler {
 
     /// The room was archived: the hub removed this connection; forget it here too.
     pub(super) async fn room_closed(&mut self, room: &RoomId) {
-        if self.rooms.remove(room).is_some() {
+        if self.rooms.remove(room) {
             joined_rooms_gauge(-1.0);
             Box::pin(self.ctx.cluster.forget(&self.member, room)).await;
         }
@@ -340,7 +478,7 @@ impl MessageHandler {
     pub(super) async fn leave_all(&mut self) {
         let joined = std::mem::take(&mut self.rooms);
         joined_rooms_gauge(-(joined.len() as f64));
-        for room in joined.into_keys() {
+        for room in joined {
             Box::pin(self.ctx.cluster.leave(&self.member, &room)).await;
         }
     }
@@ -369,6 +507,7 @@ fn join_refusal(refused: &JoinError) -> (ErrorCode, &'static str) {
     match refused {
         JoinError::NotFound => (ErrorCode::NotFound, "no such room"),
         JoinError::WrongPassword => (ErrorCode::Forbidden, "wrong or missing room password"),
+        JoinError::Banned(_) => (ErrorCode::Banned, "you are banned from this room"),
         JoinError::RoomFull => (ErrorCode::RoomFull, "the room is full"),
         JoinError::Overtaken => (
             ErrorCode::Unavailable,

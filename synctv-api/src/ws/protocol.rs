@@ -5,8 +5,12 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value};
+use synctv_cluster::MemberRole;
+use synctv_core::moderation::{Role, MAX_MODERATION_SECS};
 use synctv_core::playback::{valid_media_url, PlaybackCommandError};
-use synctv_core::{Actor, Media, PlaybackAction, PlaybackCommand, PlaybackState, RoomId};
+use synctv_core::queue::{NewItem, QueueItem};
+use synctv_core::waiting::PlayerStatus;
+use synctv_core::{Media, PlaybackAction, PlaybackCommand, PlaybackState, RoomId, UserId};
 
 /// Longest chat line, and media title, in characters.
 pub const MAX_CHAT_CHARS: usize = 2000;
@@ -46,6 +50,48 @@ pub enum ClientMessage {
     Ping {
         t: Option<Number>,
     },
+    /// 1.1: give `user` the role `admin` or `member`.
+    Role {
+        room: RoomId,
+        user: UserId,
+        role: Role,
+    },
+    Kick {
+        room: RoomId,
+        user: UserId,
+        ban_secs: i64,
+    },
+    Mute {
+        room: RoomId,
+        user: UserId,
+        secs: i64,
+    },
+    QueueAdd {
+        room: RoomId,
+        item: NewItem,
+    },
+    QueueRemove {
+        room: RoomId,
+        item_id: String,
+    },
+    QueueMove {
+        room: RoomId,
+        item_id: String,
+        index: usize,
+    },
+    Next {
+        room: RoomId,
+        if_version: Option<i64>,
+    },
+    Status {
+        room: RoomId,
+        status: PlayerStatus,
+    },
+    Report {
+        room: RoomId,
+        position: f64,
+        rtt_ms: Option<f64>,
+    },
 }
 
 /// Why a client message cannot be taken; each is a `bad_request`.
@@ -73,12 +119,62 @@ struct PlaybackFields {
     position: Option<f64>,
     rate: Option<f64>,
     if_version: Option<i64>,
+    force: Option<bool>,
 }
 #[derive(Deserialize)]
 struct MediaFields {
     room: String,
     url: String,
     title: Option<String>,
+    duration: Option<f64>,
+}
+#[derive(Deserialize)]
+struct RoleFields {
+    room: String,
+    user_id: String,
+    role: Role,
+}
+#[derive(Deserialize)]
+struct KickFields {
+    room: String,
+    user_id: String,
+    ban_secs: Option<i64>,
+}
+#[derive(Deserialize)]
+struct MuteFields {
+    room: String,
+    user_id: String,
+    secs: i64,
+}
+#[derive(Deserialize)]
+struct QueueAddFields {
+    room: String,
+    url: String,
+    title: Option<String>,
+    duration: Option<f64>,
+    index: Option<usize>,
+}
+#[derive(Deserialize)]
+struct QueueItemFields {
+    room: String,
+    item_id: String,
+    index: Option<usize>,
+}
+#[derive(Deserialize)]
+struct NextFields {
+    room: String,
+    if_version: Option<i64>,
+}
+#[derive(Deserialize)]
+struct StatusFields {
+    room: String,
+    state: PlayerStatus,
+}
+#[derive(Deserialize)]
+struct ReportFields {
+    room: String,
+    position: f64,
+    rtt_ms: Option<f64>,
 }
 #[derive(Deserialize)]
 struct ChatFields {
@@ -133,34 +229,27 @@ pub fn decode(text: &str) -> Result<(Option<MessageId>, ClientMessage), BadMessa
             .map_err(fields)
             .and_then(|f| {
                 PlaybackCommand::new(f.action, f.position, f.rate, f.if_version)
-                    .map(|command| ClientMessage::Playback {
-                        room: RoomId::from(f.room),
-                        command,
+                    .map(|mut command| {
+                        command.force = f.force.unwrap_or(false);
+                        ClientMessage::Playback {
+                            room: RoomId::from(f.room),
+                            command,
+                        }
                     })
                     .map_err(|e: PlaybackCommandError| format!("playback: {e}"))
             }),
         "media" => serde_json::from_value::<MediaFields>(value)
             .map_err(fields)
             .and_then(|f| {
-                if !valid_media_url(&f.url) {
-                    Err("media: url must be http or https and at most 2048 characters".into())
-                } else if f
-                    .title
-                    .as_ref()
-                    .is_some_and(|t| t.chars().count() > MAX_TITLE_CHARS)
-                {
-                    Err(format!(
-                        "media: title must be at most {MAX_TITLE_CHARS} characters"
-                    ))
-                } else {
-                    Ok(ClientMessage::Media {
-                        room: RoomId::from(f.room),
-                        media: Media {
-                            url: f.url,
-                            title: f.title,
-                        },
-                    })
-                }
+                check_media("media", &f.url, f.title.as_deref(), f.duration)?;
+                Ok(ClientMessage::Media {
+                    room: RoomId::from(f.room),
+                    media: Media {
+                        url: f.url,
+                        title: f.title,
+                        duration: f.duration,
+                    },
+                })
             }),
         "chat" => serde_json::from_value::<ChatFields>(value)
             .map_err(fields)
@@ -180,11 +269,131 @@ pub fn decode(text: &str) -> Result<(Option<MessageId>, ClientMessage), BadMessa
         "ping" => serde_json::from_value::<PingFields>(value)
             .map_err(fields)
             .map(|f| ClientMessage::Ping { t: f.t }),
+        "role" => serde_json::from_value::<RoleFields>(value)
+            .map_err(fields)
+            .and_then(|f| match f.role {
+                Role::Owner => Err("role: role must be admin or member".into()),
+                role => Ok(ClientMessage::Role {
+                    room: RoomId::from(f.room),
+                    user: UserId::from(f.user_id),
+                    role,
+                }),
+            }),
+        "kick" => serde_json::from_value::<KickFields>(value)
+            .map_err(fields)
+            .and_then(|f| {
+                let ban_secs = f.ban_secs.unwrap_or(0);
+                check_secs("kick: ban_secs", ban_secs)?;
+                Ok(ClientMessage::Kick {
+                    room: RoomId::from(f.room),
+                    user: UserId::from(f.user_id),
+                    ban_secs,
+                })
+            }),
+        "mute" => serde_json::from_value::<MuteFields>(value)
+            .map_err(fields)
+            .and_then(|f| {
+                check_secs("mute: secs", f.secs)?;
+                Ok(ClientMessage::Mute {
+                    room: RoomId::from(f.room),
+                    user: UserId::from(f.user_id),
+                    secs: f.secs,
+                })
+            }),
+        "queue_add" => serde_json::from_value::<QueueAddFields>(value)
+            .map_err(fields)
+            .and_then(|f| {
+                check_media("queue_add", &f.url, f.title.as_deref(), f.duration)?;
+                Ok(ClientMessage::QueueAdd {
+                    room: RoomId::from(f.room),
+                    item: NewItem {
+                        url: f.url,
+                        title: f.title,
+                        duration: f.duration,
+                        index: f.index,
+                    },
+                })
+            }),
+        "queue_remove" => serde_json::from_value::<QueueItemFields>(value)
+            .map_err(fields)
+            .map(|f| ClientMessage::QueueRemove {
+                room: RoomId::from(f.room),
+                item_id: f.item_id,
+            }),
+        "queue_move" => serde_json::from_value::<QueueItemFields>(value)
+            .map_err(fields)
+            .and_then(|f| match f.index {
+                Some(index) => Ok(ClientMessage::QueueMove {
+                    room: RoomId::from(f.room),
+                    item_id: f.item_id,
+                    index,
+                }),
+                None => Err("queue_move: missing field `index`".into()),
+            }),
+        "next" => serde_json::from_value::<NextFields>(value)
+            .map_err(fields)
+            .map(|f| ClientMessage::Next {
+                room: RoomId::from(f.room),
+                if_version: f.if_version,
+            }),
+        "status" => serde_json::from_value::<StatusFields>(value)
+            .map_err(fields)
+            .map(|f| ClientMessage::Status {
+                room: RoomId::from(f.room),
+                status: f.state,
+            }),
+        "report" => serde_json::from_value::<ReportFields>(value)
+            .map_err(fields)
+            .and_then(|f| {
+                let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+                if !non_negative(f.position) || !f.rtt_ms.is_none_or(non_negative) {
+                    return Err("report: position and rtt_ms must be numbers, 0 or more".into());
+                }
+                Ok(ClientMessage::Report {
+                    room: RoomId::from(f.room),
+                    position: f.position,
+                    rtt_ms: f.rtt_ms,
+                })
+            }),
         other => Err(format!("unknown message type `{other}`")),
     };
     match message {
         Ok(message) => Ok((id, message)),
         Err(message) => Err(bad(id, room, message)),
+    }
+}
+
+/// The media fields of `media` and `queue_add`: an http(s) URL, a title of bounded
+/// length, a positive duration.
+fn check_media(
+    kind: &str,
+    url: &str,
+    title: Option<&str>,
+    duration: Option<f64>,
+) -> Result<(), String> {
+    if !valid_media_url(url) {
+        Err(format!(
+            "{kind}: url must be http or https and at most 2048 characters"
+        ))
+    } else if title.is_some_and(|t| t.chars().count() > MAX_TITLE_CHARS) {
+        Err(format!(
+            "{kind}: title must be at most {MAX_TITLE_CHARS} characters"
+        ))
+    } else if duration.is_some_and(|d| !d.is_finite() || d <= 0.0) {
+        Err(format!(
+            "{kind}: duration must be a number of seconds above 0"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A ban or mute length: 0 to a year.
+fn check_secs(field: &str, secs: i64) -> Result<(), String> {
+    if (0..=MAX_MODERATION_SECS).contains(&secs) {
+        Ok(())
+    } else {
+        Err(format!("{field} must be 0 to {MAX_MODERATION_SECS}"))
     }
 }
 
@@ -202,6 +411,10 @@ pub enum ErrorCode {
     RoomFull,
     TooManyRooms,
     Unavailable,
+    /// 1.1: a join of a banned user (with `until`).
+    Banned,
+    /// 1.1: a 501st queue item.
+    QueueFull,
 }
 
 /// What the server sends, besides events (which are encoded once, in the cluster layer).
@@ -215,7 +428,11 @@ pub enum ServerMessage<'a> {
         epoch: &'a str,
         seq: i64,
         state: &'a PlaybackState,
-        members: &'a [Actor],
+        /// 1.1: the joiner's own role.
+        role: Role,
+        members: &'a [MemberRole],
+        /// 1.1: the room's queue.
+        queue: &'a [QueueItem],
         recovered: bool,
         events: Vec<&'a RawValue>,
     },
@@ -228,7 +445,8 @@ pub enum ServerMessage<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a MessageId>,
         room: &'a RoomId,
-        seq: i64,
+        /// `null` when the message changed nothing (1.1).
+        seq: Option<i64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         version: Option<i64>,
     },
@@ -251,6 +469,16 @@ pub enum ServerMessage<'a> {
     Reconnect {
         reason: &'a str,
         after_ms: u64,
+    },
+    /// An `error` that names when a ban ends (`banned`, 1.1).
+    #[serde(rename = "error")]
+    ErrorUntil {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a MessageId>,
+        code: ErrorCode,
+        message: &'a str,
+        room: &'a RoomId,
+        until: i64,
     },
 }
 
@@ -370,7 +598,7 @@ mod tests {
         let frame = ServerMessage::Ack {
             id: Some(&id),
             room: &RoomId::from("r"),
-            seq: 4,
+            seq: Some(4),
             version: None,
         }
         .encode();

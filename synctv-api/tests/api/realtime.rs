@@ -100,7 +100,7 @@ async fn joined_reports_the_room_and_its_members(backend: Backend) {
     assert_eq!(joined["state"]["media"], Value::Null);
     assert_eq!(
         joined["members"],
-        json!([{"user_id": alice.user_id, "name": "alice"}])
+        json!([{"user_id": alice.user_id, "name": "alice", "role": "owner"}])
     );
     assert!(!joined["epoch"].as_str().unwrap().is_empty());
     let mut b = WsClient::connect(&app.ws_url(), &bob.token).await;

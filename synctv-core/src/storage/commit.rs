@@ -7,53 +7,15 @@
 //! the order holds across nodes and whether or not Redis is up, and an event exists for
 //! clients only once it is durable.
 
-use super::rooms::state_from_row;
+use super::rooms::{state_from_row, STATE_COLUMNS};
 use super::{column, Database, StorageError, QUERY_DEADLINE};
-use crate::event::{Actor, Event, EventKind};
+use crate::event::Event;
 use crate::ids::{Epoch, RoomId};
-use crate::playback::{apply_media, Media, PlaybackCommand, PlaybackState};
-use serde_json::json;
+use crate::playback::PlaybackState;
+pub use crate::sequencer::{
+    ChangeOutcome, CommittedChange, Rejection, RoomChange, RoomChangeKind, RoomRow, Sequencer,
+};
 use std::collections::{BTreeMap, HashMap};
-
-/// One change a client (or the server) asks of a room.
-#[derive(Clone, Debug)]
-pub struct RoomChange {
-    pub room: RoomId,
-    pub by: Option<Actor>,
-    pub kind: RoomChangeKind,
-}
-
-#[derive(Clone, Debug)]
-pub enum RoomChangeKind {
-    Playback(PlaybackCommand),
-    Media(Media),
-    Chat(String),
-    MemberJoined(Actor),
-    MemberLeft(Actor),
-    Archive,
-}
-
-/// What became of one change, in the order the changes were given.
-#[derive(Clone, Debug)]
-pub enum ChangeOutcome {
-    Committed(CommittedChange),
-    Rejected(Rejection),
-}
-
-/// A durable event and the room's state right after it.
-#[derive(Clone, Debug)]
-pub struct CommittedChange {
-    pub event: Event,
-    pub state: PlaybackState,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Rejection {
-    /// No such room, or it is archived.
-    NotFound,
-    /// `if_version` did not match; here is the current state.
-    Conflict(PlaybackState),
-}
 
 impl Database {
     /// Commits `changes` in one transaction and reports each one's outcome, in their
@@ -65,10 +27,10 @@ impl Database {
     pub async fn commit_changes(
         &self,
         changes: Vec<RoomChange>,
-        now_ms: i64,
+        sequencer: Sequencer,
     ) -> Result<Vec<ChangeOutcome>, StorageError> {
         match &self.sqlite_writer {
-            Some(writer) => tokio::time::timeout(QUERY_DEADLINE, writer.commit(changes, now_ms))
+            Some(writer) => tokio::time::timeout(QUERY_DEADLINE, writer.commit(changes, sequencer))
                 .await
                 .unwrap_or(Err(StorageError::Timeout)),
             None => {
@@ -76,7 +38,7 @@ impl Database {
                 // waits for a failover up to `FAILOVER_WAIT`, and one that fails makes the
                 // link search again.
                 let changes = &changes;
-                self.on_primary(|pool| self.commit_through_pool(pool, changes, now_ms))
+                self.on_primary(|pool| self.commit_through_pool(pool, changes, sequencer))
                     .await
             }
         }
@@ -90,11 +52,11 @@ impl Database {
     ) -> Result<Option<(Epoch, i64, PlaybackState)>, StorageError> {
         let row = self
             .on_primary(|pool| async move {
-                Ok(sqlx::query(
-                    "SELECT s.epoch, s.last_seq, s.media_url, s.media_title, s.playing, s.position, s.rate, \
-                     s.updated_at, s.version FROM room_state s JOIN rooms r ON r.id = s.room_id \
-                     WHERE s.room_id = $1 AND r.archived_at IS NULL",
-                )
+                let sql = format!(
+                    "SELECT s.epoch, s.last_seq, {STATE_COLUMNS} FROM room_state s \
+                     JOIN rooms r ON r.id = s.room_id WHERE s.room_id = $1 AND r.archived_at IS NULL"
+                );
+                Ok(sqlx::query(&sql)
                 .bind(room.as_str())
                 .fetch_optional(&pool)
                 .await?)
@@ -140,14 +102,6 @@ impl Database {
     }
 }
 
-/// A room's row as locked for the batch, changed in memory as the batch applies.
-pub(super) struct RoomPosition {
-    pub(super) epoch: Epoch,
-    pub(super) last_seq: i64,
-    pub(super) state: PlaybackState,
-    pub(super) archived: bool,
-}
-
 /// The changes' indices, by room, in room id order: the order rooms are locked in, so
 /// two nodes never lock in opposite orders.
 pub(super) fn group_by_room(changes: &[RoomChange]) -> BTreeMap<&RoomId, Vec<usize>> {
@@ -170,20 +124,21 @@ pub(super) struct AppliedBatch<'a> {
 impl AppliedBatch<'_> {
     /// The events to store: the ones in the outcomes, borrowed, not copied.
     pub(super) fn events(&self) -> impl Iterator<Item = &Event> {
-        self.outcomes.iter().filter_map(|o| match o {
-            ChangeOutcome::Committed(done) => Some(&done.event),
-            ChangeOutcome::Rejected(_) => None,
+        self.outcomes.iter().flat_map(|o| match o {
+            ChangeOutcome::Committed(done) => done.events.as_slice(),
+            ChangeOutcome::Rejected(_) => &[],
         })
     }
 }
 
 /// Applies every change to its room's locked row (`positions`, from the database), in
-/// the order given within each room. Rooms absent from `positions` are unknown.
+/// the order given within each room, through the sequencer. Rooms absent from
+/// `positions` are unknown.
 pub(super) fn apply_batch<'a>(
     changes: &[RoomChange],
     by_room: &BTreeMap<&'a RoomId, Vec<usize>>,
-    positions: &mut HashMap<RoomId, RoomPosition>,
-    now_ms: i64,
+    positions: &mut HashMap<RoomId, RoomRow>,
+    sequencer: Sequencer,
 ) -> Result<AppliedBatch<'a>, StorageError> {
     let mut outcomes: Vec<Option<ChangeOutcome>> = vec![None; changes.len()];
     let mut changed = Vec::new();
@@ -197,7 +152,7 @@ pub(super) fn apply_batch<'a>(
         };
         let before = position.last_seq;
         for &i in indices {
-            outcomes[i] = Some(position.apply(&changes[i], now_ms));
+            outcomes[i] = Some(sequencer.apply(position, &changes[i]));
         }
         if position.archived {
             archived.push(*room);
@@ -217,56 +172,4 @@ pub(super) fn apply_batch<'a>(
         changed,
         archived,
     })
-}
-
-impl RoomPosition {
-    /// Applies one change: the event it makes, or why not.
-    fn apply(&mut self, change: &RoomChange, now_ms: i64) -> ChangeOutcome {
-        if self.archived {
-            return ChangeOutcome::Rejected(Rejection::NotFound);
-        }
-        let (kind, data) = match &change.kind {
-            RoomChangeKind::Playback(cmd) => match cmd.apply(&self.state, now_ms) {
-                Some(next) => {
-                    self.state = next;
-                    (
-                        EventKind::Playback,
-                        json!({"action": cmd.action.as_str(), "state": &self.state}),
-                    )
-                }
-                None => return ChangeOutcome::Rejected(Rejection::Conflict(self.state.clone())),
-            },
-            RoomChangeKind::Media(media) => {
-                self.state = apply_media(&self.state, media.clone(), now_ms);
-                (EventKind::Media, json!({"state": &self.state}))
-            }
-            RoomChangeKind::Chat(text) => (EventKind::Chat, json!({"text": text})),
-            RoomChangeKind::MemberJoined(who) => (
-                EventKind::MemberJoined,
-                json!({"user_id": who.user_id, "name": who.name}),
-            ),
-            RoomChangeKind::MemberLeft(who) => (
-                EventKind::MemberLeft,
-                json!({"user_id": who.user_id, "name": who.name}),
-            ),
-            RoomChangeKind::Archive => {
-                self.archived = true;
-                (EventKind::RoomArchived, json!({}))
-            }
-        };
-        self.last_seq += 1;
-        let event = Event {
-            room: change.room.clone(),
-            epoch: self.epoch.clone(),
-            seq: self.last_seq,
-            kind,
-            by: change.by.clone(),
-            data,
-            server_time: now_ms,
-        };
-        ChangeOutcome::Committed(CommittedChange {
-            event,
-            state: self.state.clone(),
-        })
-    }
 }

@@ -16,11 +16,13 @@
 mod commit;
 mod credentials;
 mod disconnects;
+mod drift;
 mod history;
 mod hosts;
 mod pooled_commit;
 mod primary;
 mod replicas;
+mod room_row;
 mod rooms;
 mod settings;
 mod sqlite_file;
@@ -28,13 +30,17 @@ mod sqlite_writer;
 mod users;
 mod webhooks;
 
-pub use commit::{ChangeOutcome, CommittedChange, Rejection, RoomChange, RoomChangeKind};
+pub use commit::{
+    ChangeOutcome, CommittedChange, Rejection, RoomChange, RoomChangeKind, RoomRow, Sequencer,
+};
 pub use credentials::{Revocation, TicketGrant};
 pub use disconnects::UserDisconnect;
+pub use drift::DriftReport;
 pub use history::EventPage;
 pub use hosts::{redact, split_hosts, HostListError};
 pub use primary::{PrimaryStatus, FAILOVER_WAIT};
 pub use replicas::ReplicaStatus;
+pub use room_row::RoomSnapshot;
 pub use rooms::{NewRoom, RoomCursor, RoomPage};
 pub use webhooks::OutboxDelivery;
 

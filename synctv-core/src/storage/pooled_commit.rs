@@ -6,11 +6,12 @@
 //! statement that appends every event and writes every state (and one update for
 //! archives).
 
-use super::commit::{apply_batch, group_by_room, RoomPosition};
-use super::rooms::state_from_row;
+use super::commit::{apply_batch, group_by_room};
+use super::room_row::{duration_to_ms, row_from_any, WrittenExtras, ROW_COLUMNS};
 use super::{column, Backend, ChangeOutcome, Database, RoomChange, StorageError};
 use crate::event::Event;
-use crate::ids::{Epoch, RoomId};
+use crate::ids::RoomId;
+use crate::sequencer::{RoomRow, Sequencer};
 use sqlx::AnyPool;
 use std::collections::HashMap;
 
@@ -21,26 +22,30 @@ impl Database {
         &self,
         pool: AnyPool,
         changes: &[RoomChange],
-        now_ms: i64,
+        sequencer: Sequencer,
     ) -> Result<Vec<ChangeOutcome>, StorageError> {
         let by_room = group_by_room(changes);
         let rooms: Vec<&RoomId> = by_room.keys().copied().collect();
         let mut tx = self.begin_write(&pool).await?;
         let mut positions = lock_rooms(&mut tx, &rooms, self.lock_clause()).await?;
-        let applied = apply_batch(changes, &by_room, &mut positions, now_ms)?;
+        let applied = apply_batch(changes, &by_room, &mut positions, sequencer)?;
         let events: Vec<&Event> = applied.events().collect();
         if !events.is_empty() {
-            let touched: Vec<(&RoomId, &RoomPosition)> = applied
+            let touched: Vec<(&RoomId, &RoomRow, WrittenExtras)> = applied
                 .changed
                 .iter()
-                .filter_map(|room| positions.get(*room).map(|p| (*room, p)))
+                .filter_map(|room| {
+                    positions
+                        .get(*room)
+                        .map(|p| (*room, p, WrittenExtras::of(p)))
+                })
                 .collect();
             write_batch(&mut tx, self.backend(), &events, &touched).await?;
         }
         if !applied.archived.is_empty() {
             let placeholders = placeholders(2, applied.archived.len());
             let sql = format!("UPDATE rooms SET archived_at = $1 WHERE id IN ({placeholders})");
-            let mut query = sqlx::query(&sql).bind(now_ms);
+            let mut query = sqlx::query(&sql).bind(sequencer.now_ms);
             for room in &applied.archived {
                 query = query.bind(room.as_str());
             }
@@ -65,10 +70,9 @@ async fn lock_rooms(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     rooms: &[&RoomId],
     lock: &str,
-) -> Result<HashMap<RoomId, RoomPosition>, StorageError> {
+) -> Result<HashMap<RoomId, RoomRow>, StorageError> {
     let sql = format!(
-        "SELECT s.room_id, s.epoch, s.last_seq, s.media_url, s.media_title, s.playing, s.position, \
-         s.rate, s.updated_at, s.version, r.archived_at FROM room_state s JOIN rooms r ON r.id = s.room_id \
+        "SELECT {ROW_COLUMNS} FROM room_state s JOIN rooms r ON r.id = s.room_id \
          WHERE s.room_id IN ({}) ORDER BY s.room_id{lock}",
         placeholders(1, rooms.len())
     );
@@ -80,24 +84,25 @@ async fn lock_rooms(
     for row in query.fetch_all(&mut **tx).await? {
         positions.insert(
             RoomId::from(column::<String>(&row, "room_id")?),
-            RoomPosition {
-                epoch: Epoch::from(column::<String>(&row, "epoch")?),
-                last_seq: column(&row, "last_seq")?,
-                state: state_from_row(&row)?,
-                archived: column::<Option<i64>>(&row, "archived_at")?.is_some(),
-            },
+            row_from_any(&row)?,
         );
     }
     Ok(positions)
 }
 
-const STATE_COLUMNS: usize = 10;
+const STATE_COLUMNS: usize = 16;
 const STATE_COLUMN_NAMES: &str = "room_id, epoch, last_seq, media_url, media_title, playing, \
-    position, rate, updated_at, version";
+    position, rate, updated_at, version, media_duration_ms, waiting_for, wait_until, rules, queue, \
+    queue_length";
+/// Rules and queue are bound NULL when unchanged: the stored value stays.
 const STATE_UPSERT: &str = "ON CONFLICT (room_id) DO UPDATE SET last_seq = excluded.last_seq, \
     media_url = excluded.media_url, media_title = excluded.media_title, \
     playing = excluded.playing, position = excluded.position, rate = excluded.rate, \
-    updated_at = excluded.updated_at, version = excluded.version";
+    updated_at = excluded.updated_at, version = excluded.version, \
+    media_duration_ms = excluded.media_duration_ms, waiting_for = excluded.waiting_for, \
+    wait_until = excluded.wait_until, rules = COALESCE(excluded.rules, room_state.rules), \
+    queue = COALESCE(excluded.queue, room_state.queue), \
+    queue_length = COALESCE(excluded.queue_length, room_state.queue_length)";
 const EVENT_COLUMN_NAMES: &str =
     "room_id, seq, epoch, kind, by_user_id, by_name, data, server_time";
 
@@ -110,7 +115,7 @@ async fn write_batch(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: Backend,
     events: &[&Event],
-    rooms: &[(&RoomId, &RoomPosition)],
+    rooms: &[(&RoomId, &RoomRow, WrittenExtras)],
 ) -> Result<(), StorageError> {
     // A few hundred rows at most (history.max_batch), far below Postgres's bind limit.
     let insert = format!(
@@ -169,9 +174,9 @@ fn bind_events<'q>(mut query: AnyQuery<'q>, events: &[&'q Event]) -> AnyQuery<'q
 
 fn bind_states<'q>(
     mut query: AnyQuery<'q>,
-    rooms: &[(&'q RoomId, &'q RoomPosition)],
+    rooms: &'q [(&'q RoomId, &'q RoomRow, WrittenExtras)],
 ) -> AnyQuery<'q> {
-    for (room, p) in rooms {
+    for (room, p, extras) in rooms {
         let media = p.state.media.as_ref();
         query = query
             .bind(room.as_str())
@@ -183,7 +188,13 @@ fn bind_states<'q>(
             .bind(p.state.position)
             .bind(p.state.rate)
             .bind(p.state.updated_at)
-            .bind(p.state.version);
+            .bind(p.state.version)
+            .bind(duration_to_ms(media.and_then(|m| m.duration)))
+            .bind(extras.waiting_for.as_deref())
+            .bind(p.state.wait_until)
+            .bind(extras.rules.as_deref())
+            .bind(extras.queue.as_deref())
+            .bind(extras.queue_length);
     }
     query
 }

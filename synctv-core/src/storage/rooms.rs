@@ -1,5 +1,6 @@
 //! Rooms: create, read, and list newest first with an opaque cursor.
 
+use super::room_row::{duration_from_ms, waiting_from};
 use super::{column, Database, StorageError};
 use crate::ids::{Epoch, RoomId, UserId};
 use crate::playback::{Media, PlaybackState};
@@ -47,8 +48,17 @@ pub struct RoomPage {
     pub next_cursor: Option<RoomCursor>,
 }
 
-const ROOM_COLUMNS: &str = "r.id, r.name, r.owner_id, r.control, r.password_hash, r.created_at, \
-     r.archived_at, s.media_url, s.media_title, s.playing, s.position, s.rate, s.updated_at, s.version";
+/// The playback state's columns of `room_state` (aliased `s`), as [`state_from_row`] reads them.
+pub(crate) const STATE_COLUMNS: &str =
+    "s.media_url, s.media_title, s.media_duration_ms, s.playing, \
+     s.position, s.rate, s.updated_at, s.version, s.waiting_for, s.wait_until";
+
+fn room_columns() -> String {
+    format!(
+        "r.id, r.name, r.owner_id, r.control, r.password_hash, r.created_at, r.archived_at, \
+         s.queue_length, {STATE_COLUMNS}"
+    )
+}
 
 impl Database {
     /// Creates a room and its state row (new epoch, seq 0) in one transaction.
@@ -66,6 +76,7 @@ impl Database {
             created_at: now_ms,
             archived_at: None,
             state: PlaybackState::initial(now_ms),
+            queue_length: 0,
         };
         let record_ref = &record;
         self.on_primary(|pool| async move {
@@ -101,7 +112,10 @@ impl Database {
 
     /// A room, archived or not (from a replica when one is fresh enough).
     pub async fn room(&self, id: &RoomId) -> Result<Option<RoomRecord>, StorageError> {
-        let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms r JOIN room_state s ON s.room_id = r.id WHERE r.id = $1");
+        let sql = format!(
+            "SELECT {} FROM rooms r JOIN room_state s ON s.room_id = r.id WHERE r.id = $1",
+            room_columns()
+        );
         let sql = &sql;
         let row = self
             .on_fresh_reader(|pool| async move {
@@ -162,7 +176,10 @@ async fn list_rows(
             return Ok(None);
         }
     }
-    let base = format!("SELECT {ROOM_COLUMNS} FROM rooms r JOIN room_state s ON s.room_id = r.id WHERE r.archived_at IS NULL");
+    let base = format!(
+        "SELECT {} FROM rooms r JOIN room_state s ON s.room_id = r.id WHERE r.archived_at IS NULL",
+        room_columns()
+    );
     let rows = match after {
         None => {
             let sql = format!("{base} ORDER BY r.created_at DESC, r.id DESC LIMIT $1");
@@ -196,6 +213,9 @@ fn room_from_row(row: &AnyRow) -> Result<RoomRecord, StorageError> {
         created_at: column(row, "created_at")?,
         archived_at: column(row, "archived_at")?,
         state: state_from_row(row)?,
+        queue_length: column::<Option<i64>>(row, "queue_length")?
+            .unwrap_or(0)
+            .max(0) as usize,
     })
 }
 
@@ -208,6 +228,7 @@ pub(crate) fn state_from_row(row: &AnyRow) -> Result<PlaybackState, StorageError
                 Ok::<_, StorageError>(Media {
                     url,
                     title: column(row, "media_title")?,
+                    duration: duration_from_ms(column(row, "media_duration_ms")?),
                 })
             })
             .transpose()?,
@@ -216,6 +237,8 @@ pub(crate) fn state_from_row(row: &AnyRow) -> Result<PlaybackState, StorageError
         rate: column(row, "rate")?,
         updated_at: column(row, "updated_at")?,
         version: column(row, "version")?,
+        waiting_for: waiting_from(column::<Option<String>>(row, "waiting_for")?.as_deref())?,
+        wait_until: column(row, "wait_until")?,
     })
 }
 

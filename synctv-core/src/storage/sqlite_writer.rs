@@ -12,11 +12,12 @@
 //! like every write transaction of the pool, which keeps its own connections for reads
 //! and the rare other writes; the busy timeout orders the two.
 
-use super::commit::{apply_batch, group_by_room, RoomPosition};
+use super::commit::{apply_batch, group_by_room};
+use super::room_row::{duration_to_ms, row_from_sqlite, WrittenExtras, ROW_COLUMNS};
 use super::{ChangeOutcome, RoomChange, StorageError};
-use crate::ids::{Epoch, RoomId};
-use crate::playback::{Media, PlaybackState};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use crate::ids::RoomId;
+use crate::sequencer::{RoomRow, Sequencer};
+use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{mpsc, Mutex};
@@ -27,7 +28,7 @@ type Answer = Result<Vec<ChangeOutcome>, StorageError>;
 
 struct Job {
     changes: Vec<RoomChange>,
-    now_ms: i64,
+    sequencer: Sequencer,
     reply: oneshot::Sender<Answer>,
 }
 
@@ -54,11 +55,11 @@ impl SqliteWriter {
     }
 
     /// Commits `changes` on the writer thread: one hand-off there, one answer back.
-    pub(super) async fn commit(&self, changes: Vec<RoomChange>, now_ms: i64) -> Answer {
+    pub(super) async fn commit(&self, changes: Vec<RoomChange>, sequencer: Sequencer) -> Answer {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             changes,
-            now_ms,
+            sequencer,
             reply,
         };
         let sent = match &*self.jobs.lock().unwrap_or_else(|p| p.into_inner()) {
@@ -91,39 +92,43 @@ fn open_connection(path: &Path) -> Result<Connection, StorageError> {
 
 fn run(mut conn: Connection, queue: mpsc::Receiver<Job>) {
     while let Ok(job) = queue.recv() {
-        let answer = commit_batch(&mut conn, &job.changes, job.now_ms);
+        let answer = commit_batch(&mut conn, &job.changes, job.sequencer);
         // A submitter that stopped waiting (its deadline passed) needs no answer.
         let _ = job.reply.send(answer);
     }
 }
 
-const LOCK_ROOM: &str = "SELECT s.epoch, s.last_seq, s.media_url, s.media_title, s.playing, \
-    s.position, s.rate, s.updated_at, s.version, r.archived_at \
-    FROM room_state s JOIN rooms r ON r.id = s.room_id WHERE s.room_id = ?1";
+/// The room's row, read under the write lock the `IMMEDIATE` transaction holds.
+fn lock_room_sql() -> String {
+    format!(
+        "SELECT {ROW_COLUMNS} FROM room_state s JOIN rooms r ON r.id = s.room_id \
+         WHERE s.room_id = ?1"
+    )
+}
 const INSERT_EVENT: &str = "INSERT INTO room_events (room_id, seq, epoch, kind, by_user_id, \
     by_name, data, server_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 const UPDATE_STATE: &str = "UPDATE room_state SET last_seq = ?2, media_url = ?3, \
-    media_title = ?4, playing = ?5, position = ?6, rate = ?7, updated_at = ?8, version = ?9 \
+    media_title = ?4, playing = ?5, position = ?6, rate = ?7, updated_at = ?8, version = ?9, \
+    media_duration_ms = ?10, waiting_for = ?11, wait_until = ?12, rules = COALESCE(?13, rules), \
+    queue = COALESCE(?14, queue), queue_length = COALESCE(?15, queue_length) \
     WHERE room_id = ?1";
 const ARCHIVE_ROOM: &str = "UPDATE rooms SET archived_at = ?2 WHERE id = ?1";
 
 /// The whole batch in one `IMMEDIATE` transaction; rooms are read in id order.
-fn commit_batch(conn: &mut Connection, changes: &[RoomChange], now_ms: i64) -> Answer {
+fn commit_batch(conn: &mut Connection, changes: &[RoomChange], sequencer: Sequencer) -> Answer {
     let by_room = group_by_room(changes);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut positions = HashMap::with_capacity(by_room.len());
     {
-        let mut lock = tx.prepare_cached(LOCK_ROOM)?;
+        let mut lock = tx.prepare_cached(&lock_room_sql())?;
         for room in by_room.keys() {
-            if let Some(position) = lock
-                .query_row([room.as_str()], position_from_row)
-                .optional()?
-            {
-                positions.insert((*room).clone(), position);
+            let mut rows = lock.query([room.as_str()])?;
+            if let Some(row) = rows.next()? {
+                positions.insert((*room).clone(), row_from_sqlite(row)?);
             }
         }
     }
-    let applied = apply_batch(changes, &by_room, &mut positions, now_ms)?;
+    let applied = apply_batch(changes, &by_room, &mut positions, sequencer)?;
     {
         let mut insert = tx.prepare_cached(INSERT_EVENT)?;
         for e in applied.events() {
@@ -151,7 +156,7 @@ fn commit_batch(conn: &mut Connection, changes: &[RoomChange], now_ms: i64) -> A
     if !applied.archived.is_empty() {
         let mut archive = tx.prepare_cached(ARCHIVE_ROOM)?;
         for room in &applied.archived {
-            archive.execute(params![room.as_str(), now_ms])?;
+            archive.execute(params![room.as_str(), sequencer.now_ms])?;
         }
     }
     tx.commit()?;
@@ -161,9 +166,10 @@ fn commit_batch(conn: &mut Connection, changes: &[RoomChange], now_ms: i64) -> A
 fn write_state(
     update: &mut rusqlite::CachedStatement<'_>,
     room: &RoomId,
-    p: &RoomPosition,
+    p: &RoomRow,
 ) -> Result<(), StorageError> {
     let media = p.state.media.as_ref();
+    let extras = WrittenExtras::of(p);
     update.execute(params![
         room.as_str(),
         p.last_seq,
@@ -174,30 +180,12 @@ fn write_state(
         p.state.rate,
         p.state.updated_at,
         p.state.version,
+        duration_to_ms(media.and_then(|m| m.duration)),
+        extras.waiting_for,
+        p.state.wait_until,
+        extras.rules,
+        extras.queue,
+        extras.queue_length,
     ])?;
     Ok(())
-}
-
-fn position_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RoomPosition> {
-    let url: Option<String> = row.get("media_url")?;
-    let media = match url {
-        Some(url) => Some(Media {
-            url,
-            title: row.get("media_title")?,
-        }),
-        None => None,
-    };
-    Ok(RoomPosition {
-        epoch: Epoch::from(row.get::<_, String>("epoch")?),
-        last_seq: row.get("last_seq")?,
-        state: PlaybackState {
-            media,
-            playing: row.get::<_, i64>("playing")? != 0,
-            position: row.get("position")?,
-            rate: row.get("rate")?,
-            updated_at: row.get("updated_at")?,
-            version: row.get("version")?,
-        },
-        archived: row.get::<_, Option<i64>>("archived_at")?.is_some(),
-    })
 }
