@@ -37,6 +37,7 @@ mod presence;
 mod recovery;
 mod redis_cluster;
 mod regions;
+mod rooms;
 mod server_api;
 mod task_lifecycle;
 mod webhooks;
