@@ -7,7 +7,7 @@
 //! archives).
 
 use super::commit::{apply_batch, group_by_room};
-use super::room_row::{duration_to_ms, row_from_any, WrittenExtras, ROW_COLUMNS};
+use super::room_row::{duration_to_ms, needs_queue, row_columns, row_from_any, WrittenExtras};
 use super::{column, Backend, ChangeOutcome, Database, RoomChange, StorageError};
 use crate::event::Event;
 use crate::ids::RoomId;
@@ -27,7 +27,10 @@ impl Database {
         let by_room = group_by_room(changes);
         let rooms: Vec<&RoomId> = by_room.keys().copied().collect();
         let mut tx = self.begin_write(&pool).await?;
-        let mut positions = lock_rooms(&mut tx, &rooms, self.lock_clause()).await?;
+        // The queue is read only when a change of the batch needs it (rarely: queue
+        // changes and `next`); a batch that does reads it for all its rooms.
+        let with_queue = changes.iter().any(needs_queue);
+        let mut positions = lock_rooms(&mut tx, &rooms, self.lock_clause(), with_queue).await?;
         let applied = apply_batch(changes, &by_room, &mut positions, sequencer)?;
         let events: Vec<&Event> = applied.events().collect();
         if !events.is_empty() {
@@ -70,10 +73,12 @@ async fn lock_rooms(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     rooms: &[&RoomId],
     lock: &str,
+    with_queue: bool,
 ) -> Result<HashMap<RoomId, RoomRow>, StorageError> {
     let sql = format!(
-        "SELECT {ROW_COLUMNS} FROM room_state s JOIN rooms r ON r.id = s.room_id \
+        "SELECT {} FROM room_state s JOIN rooms r ON r.id = s.room_id \
          WHERE s.room_id IN ({}) ORDER BY s.room_id{lock}",
+        row_columns(with_queue),
         placeholders(1, rooms.len())
     );
     let mut query = sqlx::query(&sql);

@@ -12,10 +12,30 @@ use crate::room::Control;
 use crate::sequencer::{parse_queue, parse_rules, RoomRow};
 use sqlx::any::AnyRow;
 
-/// The columns of a locking read of rooms (`s` is `room_state`, `r` is `rooms`).
-pub(super) const ROW_COLUMNS: &str = "s.room_id, s.epoch, s.last_seq, s.media_url, \
-    s.media_title, s.media_duration_ms, s.playing, s.position, s.rate, s.updated_at, s.version, \
-    s.waiting_for, s.wait_until, s.rules, s.queue, r.archived_at, r.owner_id, r.control";
+/// The columns of a locking read of rooms (`s` is `room_state`, `r` is `rooms`). The
+/// queue (up to 500 items of JSON) is read only when a change of the batch needs it
+/// (`with_queue`), so chat does not read a long queue on every commit.
+pub(super) fn row_columns(with_queue: bool) -> String {
+    let queue = if with_queue {
+        "s.queue"
+    } else {
+        "NULL AS queue"
+    };
+    format!(
+        "s.room_id, s.epoch, s.last_seq, s.media_url, s.media_title, s.media_duration_ms, \
+         s.playing, s.position, s.rate, s.updated_at, s.version, s.waiting_for, s.wait_until, \
+         s.rules, {queue}, r.archived_at, r.owner_id, r.control"
+    )
+}
+
+/// Whether applying `change` reads the room's queue.
+pub(super) fn needs_queue(change: &crate::sequencer::RoomChange) -> bool {
+    use crate::sequencer::RoomChangeKind as K;
+    matches!(
+        change.kind,
+        K::QueueAdd(_) | K::QueueRemove { .. } | K::QueueMove { .. } | K::Next { .. }
+    )
+}
 
 fn control(stored: &str) -> Result<Control, StorageError> {
     Control::parse(stored).ok_or_else(|| StorageError::Corrupt(format!("control {stored}")))

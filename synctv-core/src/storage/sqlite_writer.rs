@@ -13,7 +13,7 @@
 //! and the rare other writes; the busy timeout orders the two.
 
 use super::commit::{apply_batch, group_by_room};
-use super::room_row::{duration_to_ms, row_from_sqlite, WrittenExtras, ROW_COLUMNS};
+use super::room_row::{duration_to_ms, needs_queue, row_columns, row_from_sqlite, WrittenExtras};
 use super::{ChangeOutcome, RoomChange, StorageError};
 use crate::ids::RoomId;
 use crate::sequencer::{RoomRow, Sequencer};
@@ -99,10 +99,10 @@ fn run(mut conn: Connection, queue: mpsc::Receiver<Job>) {
 }
 
 /// The room's row, read under the write lock the `IMMEDIATE` transaction holds.
-fn lock_room_sql() -> String {
+fn lock_room_sql(with_queue: bool) -> String {
     format!(
-        "SELECT {ROW_COLUMNS} FROM room_state s JOIN rooms r ON r.id = s.room_id \
-         WHERE s.room_id = ?1"
+        "SELECT {} FROM room_state s JOIN rooms r ON r.id = s.room_id WHERE s.room_id = ?1",
+        row_columns(with_queue)
     )
 }
 const INSERT_EVENT: &str = "INSERT INTO room_events (room_id, seq, epoch, kind, by_user_id, \
@@ -119,13 +119,12 @@ fn commit_batch(conn: &mut Connection, changes: &[RoomChange], sequencer: Sequen
     let by_room = group_by_room(changes);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut positions = HashMap::with_capacity(by_room.len());
-    {
-        let mut lock = tx.prepare_cached(&lock_room_sql())?;
-        for room in by_room.keys() {
-            let mut rows = lock.query([room.as_str()])?;
-            if let Some(row) = rows.next()? {
-                positions.insert((*room).clone(), row_from_sqlite(row)?);
-            }
+    for (room, indices) in &by_room {
+        let with_queue = indices.iter().any(|&i| needs_queue(&changes[i]));
+        let mut lock = tx.prepare_cached(&lock_room_sql(with_queue))?;
+        let mut rows = lock.query([room.as_str()])?;
+        if let Some(row) = rows.next()? {
+            positions.insert((*room).clone(), row_from_sqlite(row)?);
         }
     }
     let applied = apply_batch(changes, &by_room, &mut positions, sequencer)?;
