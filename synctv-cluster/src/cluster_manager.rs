@@ -221,9 +221,11 @@ impl ClusterManager {
         }
     }
 
-    /// The room was archived under `member`: forget it without a `member_left`.
+    /// The room was archived, or the member kicked from it (the event says it left):
+    /// forget it without a `member_left`.
     pub async fn forget(&self, member: &Member, room: &RoomId) {
         self.hub.unsubscribe(room, member.conn);
+        self.drift.forget(room, &member.actor.user_id);
         self.depart_presence(room, &member.actor.user_id).await;
     }
 
