@@ -14,6 +14,9 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 ];
+/// Seconds of a member's drift: from 10 ms to 10 s (buckets, so that the alerting rules
+/// can take a p99 across nodes).
+const DRIFT_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 /// Events per group commit, up to the default `history.max_batch`.
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
@@ -49,6 +52,7 @@ fn builder() -> PrometheusBuilder {
         ("synctv_delivery_latency_seconds", LATENCY_BUCKETS),
         ("synctv_http_request_seconds", LATENCY_BUCKETS),
         ("synctv_history_batch_size", BATCH_BUCKETS),
+        ("synctv_member_drift_seconds", DRIFT_BUCKETS),
     ];
     let mut builder = PrometheusBuilder::new();
     for (name, values) in buckets {

@@ -23,11 +23,14 @@ after(async () => {
   await node?.kill('SIGKILL');
 });
 
-test('the admin view lists nodes and rooms and disconnects a user', { timeout: 90000 }, async () => {
+test('the admin view lists nodes and rooms, kicks and disconnects', { timeout: 90000 }, async () => {
   const person = await h.openPerson(browser, node.base, 'frank');
-  await h.createRoom(person, 'watched by the admin');
+  const roomId = await h.createRoom(person, 'watched by the admin');
   await person.waitForFunction(() => window.synctv.status() === 'connected', null, { timeout: 20000 });
   const frank = await person.evaluate(() => window.synctv.user());
+  const guest = await h.openPerson(browser, node.base, 'gina');
+  await h.openRoomLink(guest, node.base, roomId);
+  const gina = await guest.evaluate(() => window.synctv.user());
 
   const admin = await h.newPage(browser, node.base, {
     init: () => {
@@ -55,12 +58,34 @@ test('the admin view lists nodes and rooms and disconnects a user', { timeout: 9
   await row.first().waitFor();
   const cells = await row.first().locator('td').allTextContents();
   assert.equal(cells[1], 'admin-region', cells.join(' | '));
-  assert.equal(cells[2], '1', `one connection: ${cells.join(' | ')}`);
+  assert.equal(cells[2], '2', `two connections: ${cells.join(' | ')}`);
   assert.equal(cells[3], '1', `one room: ${cells.join(' | ')}`);
   assert.match(cells[5], /^\d+$/, `refusals: ${cells.join(' | ')}`);
   const roomBox = admin.locator('.admin-room', { hasText: 'watched by the admin' });
   await roomBox.waitFor();
+  // Members with their roles, where the server lists them (GET /api/v1/rooms/{id}/members).
+  const listed = (await admin.request.get(`${node.base}/api/v1/rooms/${roomId}/members`)).ok();
+  if (listed) {
+    const owner = roomBox.locator(`tr[data-user="${frank.user_id}"]`);
+    await owner.waitFor();
+    assert.equal((await owner.locator('td').allTextContents())[2], 'owner');
+    const member = roomBox.locator(`tr[data-user="${gina.user_id}"]`);
+    await member.waitFor();
+    assert.equal((await member.locator('td').allTextContents())[2], 'member');
+  }
   await h.screenshot(admin, 'admin-view');
+
+  if (listed) {
+    // Kick gina from her row: she leaves the room, and her row goes.
+    await roomBox.locator(`tr[data-user="${gina.user_id}"]`).getByRole('button', { name: 'Kick' }).click();
+    await admin.waitForFunction(
+      (id) => /^kicked (\S+) \(seq \d+\)$/.test(document.getElementById('admin-status').textContent)
+        && document.getElementById('admin-status').textContent.includes(id),
+      gina.user_id,
+      { timeout: 15000 },
+    );
+    await roomBox.locator(`tr[data-user="${gina.user_id}"]`).waitFor({ state: 'detached', timeout: 15000 });
+  }
 
   // Disconnect frank: from his row when the server lists members, else by id.
   const memberRow = roomBox.locator(`tr[data-user="${frank.user_id}"]`);
@@ -79,4 +104,5 @@ test('the admin view lists nodes and rooms and disconnects a user', { timeout: 9
   assert.deepEqual(admin.errors, []);
   await admin.context().close();
   await person.context().close();
+  await guest.context().close();
 });

@@ -1,6 +1,7 @@
 //! The server API (contract 1.1): what the operator's own backend may do, with the key
-//! in `X-API-Key` ([`ServerKey`]): publish a system message, disconnect a user on every
-//! node, and read each live node's counters.
+//! in `X-API-Key` ([`ServerKey`]): publish a system message, kick a user from a room (as
+//! the `kick` message, from the server itself), disconnect a user on every node, and read
+//! each live node's counters.
 
 use super::server_key::ServerKey;
 use super::{ApiContext, ApiError, ApiJson};
@@ -10,12 +11,14 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use synctv_cluster::ModerationError;
 use synctv_core::storage::{ChangeOutcome, Rejection, RoomChange, RoomChangeKind};
 use synctv_core::{RoomId, UserId};
 
 pub fn router() -> Router<ApiContext> {
     Router::new()
         .route("/api/v1/server/rooms/{id}/messages", post(system_message))
+        .route("/api/v1/server/rooms/{id}/kick", post(kick))
         .route(
             "/api/v1/server/users/{user_id}/disconnect",
             post(disconnect_user),
@@ -63,6 +66,41 @@ async fn system_message(
         ChangeOutcome::Rejected(Rejection::NotFound) => Err(ApiError::room_not_found()),
         ChangeOutcome::Rejected(_) => Err(ApiError::Conflict("the room changed meanwhile".into())),
     }
+}
+
+#[derive(Deserialize)]
+struct Kick {
+    user_id: String,
+    ban_secs: Option<i64>,
+}
+
+/// A `member_kicked` event from the server itself (`by: null`), which may kick anyone:
+/// the user's connections leave the room on every node, banned for `ban_secs`.
+async fn kick(
+    _: ServerKey,
+    State(ctx): State<ApiContext>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Kick>,
+) -> Result<Json<Seq>, ApiError> {
+    let seq = ctx
+        .cluster
+        .kick(
+            &RoomId::from(id),
+            &UserId::from(body.user_id),
+            body.ban_secs.unwrap_or(0),
+            None,
+        )
+        .await
+        .map_err(|e| match e {
+            ModerationError::NotFound => ApiError::room_not_found(),
+            ModerationError::UnknownUser => ApiError::NotFound("no such user".into()),
+            ModerationError::OutOfRange => {
+                ApiError::BadRequest("ban_secs must be 0 to 31536000".into())
+            }
+            ModerationError::Forbidden(why) => ApiError::Forbidden(why.into()),
+            ModerationError::Cluster(e) => e.into(),
+        })?;
+    Ok(Json(Seq { seq }))
 }
 
 #[derive(Serialize)]

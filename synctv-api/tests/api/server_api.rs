@@ -15,6 +15,7 @@ both_backends!(
     the_server_api_is_off_without_a_key,
     every_request_needs_the_key,
     a_system_message_is_a_chat_by_nobody,
+    a_kick_from_the_server_is_the_kick_message_by_nobody,
     a_disconnect_closes_every_connection_of_the_user,
     a_disconnect_reaches_another_node_within_five_seconds,
     stats_count_this_nodes_connections_deliveries_and_refusals,
@@ -78,6 +79,10 @@ async fn the_server_api_is_off_without_a_key(backend: Backend) {
         ),
         (
             reqwest::Method::POST,
+            format!("/api/v1/server/rooms/{room}/kick"),
+        ),
+        (
+            reqwest::Method::POST,
             format!("/api/v1/server/users/{}/disconnect", alice.user_id),
         ),
     ];
@@ -113,7 +118,8 @@ async fn every_request_needs_the_key(backend: Backend) {
                 format!("/api/v1/server/users/{}/disconnect", alice.user_id),
             ),
         ] {
-            let resp = server_call(&app, method, &path, key, Some(json!({"text": "x"}))).await;
+            let body = json!({"text": "x", "user_id": alice.user_id});
+            let resp = server_call(&app, method, &path, key, Some(body)).await;
             assert_error(resp, StatusCode::UNAUTHORIZED, "unauthorized").await;
         }
     }
@@ -186,6 +192,76 @@ async fn a_system_message_is_a_chat_by_nobody(backend: Backend) {
     let resp = app.delete_room(&room, Some(&alice.token)).await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     let resp = server_post(&app, &path, Some(json!({"text": "late"}))).await;
+    assert_error(resp, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+async fn a_kick_from_the_server_is_the_kick_message_by_nobody(backend: Backend) {
+    let app = spawn_with_key(backend).await;
+    let alice = app.guest("alice").await;
+    let bob = app.guest("bob").await;
+    let room = app.room_id(&alice, "moderated").await;
+    let mut owner = WsClient::connect(&app.ws_url(), &alice.token).await;
+    owner.join(&room).await;
+    let mut member = WsClient::connect(&app.ws_url(), &bob.token).await;
+    member.join(&room).await;
+
+    let path = format!("/api/v1/server/rooms/{room}/kick");
+    // Even the owner may be kicked by the server; here a member, banned for a minute.
+    let resp = server_post(
+        &app,
+        &path,
+        Some(json!({"user_id": bob.user_id, "ban_secs": 60})),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let seq = resp.json::<Value>().await.unwrap()["seq"]
+        .as_i64()
+        .expect("a seq");
+    let events = owner.events_until(&room, seq).await;
+    let kicked = events.last().unwrap();
+    assert_eq!(kicked["kind"], "member_kicked", "{kicked}");
+    assert_eq!(kicked["by"], Value::Null, "{kicked}");
+    assert_eq!(kicked["data"]["user_id"], bob.user_id.as_str(), "{kicked}");
+    let until = kicked["data"]["banned_until"].as_i64().expect("a ban");
+    // Bob is out of the room and may not come back before the ban ends.
+    member
+        .send(json!({"type": "chat", "room": room, "text": "x", "id": 1}))
+        .await;
+    assert_eq!(member.recv_answer(1).await["code"], "not_found");
+    member
+        .send(json!({"type": "join", "room": room, "id": 2}))
+        .await;
+    let banned = member.recv_answer(2).await;
+    assert_eq!(banned["code"], "banned", "{banned}");
+    assert_eq!(banned["until"], until, "{banned}");
+
+    for (body, status, code) in [
+        (
+            json!({"user_id": "nobody"}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            json!({"user_id": bob.user_id, "ban_secs": -1}),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            json!({"user_id": 5}),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (json!({}), StatusCode::BAD_REQUEST, "bad_request"),
+    ] {
+        let resp = server_post(&app, &path, Some(body)).await;
+        assert_error(resp, status, code).await;
+    }
+    let resp = server_post(
+        &app,
+        "/api/v1/server/rooms/no-such-room/kick",
+        Some(json!({"user_id": bob.user_id})),
+    )
+    .await;
     assert_error(resp, StatusCode::NOT_FOUND, "not_found").await;
 }
 

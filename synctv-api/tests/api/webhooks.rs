@@ -18,6 +18,7 @@ both_backends!(
     a_failing_then_hanging_receiver_gets_every_delivery_in_order,
     two_nodes_send_each_delivery_once,
     deliveries_outlive_a_restart_of_the_node,
+    a_kick_is_delivered_with_the_users_name,
 );
 
 pub const WEBHOOK_SECRET: &str = "webhook-secret-for-tests-0123456789";
@@ -207,4 +208,54 @@ async fn deliveries_outlive_a_restart_of_the_node(backend: Backend) {
     let deliveries = until_vacated(&receiver, &room).await;
     check_against_history(&app, &room, &deliveries).await;
     check_signatures_and_retries(&receiver.received(), WEBHOOK_SECRET);
+}
+
+async fn a_kick_is_delivered_with_the_users_name(backend: Backend) {
+    let receiver = WebhookReceiver::start().await;
+    let url = receiver.url.clone();
+    let app = spawn_app_with(backend, |c| {
+        c.webhooks.url = Some(url);
+        c.webhooks.secret = Some(WEBHOOK_SECRET.into());
+        c.webhooks.timeout_secs = 1;
+        c.api.key = Some(crate::server_api::API_KEY.into());
+    })
+    .await;
+    let alice = app.guest("alice").await;
+    let bob = app.guest("bob").await;
+    let room = app.room_id(&alice, "kicks").await;
+    let mut a = WsClient::connect(&app.ws_url(), &alice.token).await;
+    a.join(&room).await;
+    let mut b = WsClient::connect(&app.ws_url(), &bob.token).await;
+    b.join(&room).await;
+    let resp = crate::server_api::server_call(
+        &app,
+        reqwest::Method::POST,
+        &format!("/api/v1/server/rooms/{room}/kick"),
+        Some(crate::server_api::API_KEY),
+        Some(serde_json::json!({"user_id": bob.user_id})),
+    )
+    .await;
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    let seq = resp.json::<Value>().await.unwrap()["seq"].clone();
+    let deliveries = receiver
+        .until_delivered(&room, "member_kicked", PATIENCE)
+        .await;
+    let kicked = deliveries.last().unwrap();
+    assert_eq!(kicked["seq"], seq, "{kicked}");
+    assert_eq!(kicked["user"]["user_id"], bob.user_id.as_str(), "{kicked}");
+    assert_eq!(kicked["user"]["name"], "bob", "{kicked}");
+    let kinds: Vec<&str> = deliveries
+        .iter()
+        .map(|d| d["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "room_occupied",
+            "member_joined",
+            "member_joined",
+            "member_kicked"
+        ],
+        "{deliveries:#?}"
+    );
 }

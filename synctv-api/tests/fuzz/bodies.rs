@@ -43,6 +43,7 @@ enum Endpoint {
     ListRooms,
     RoomEvents,
     ServerMessage,
+    ServerKick,
     ServerDisconnect,
     ServerStats,
 }
@@ -57,6 +58,7 @@ fn endpoint() -> impl Strategy<Value = Endpoint> {
         Endpoint::ListRooms,
         Endpoint::RoomEvents,
         Endpoint::ServerMessage,
+        Endpoint::ServerKick,
         Endpoint::ServerDisconnect,
         Endpoint::ServerStats,
     ])
@@ -149,6 +151,11 @@ async fn send(
             format!("/api/v1/server/rooms/{room}/messages"),
             false,
         ),
+        Endpoint::ServerKick => (
+            Method::POST,
+            format!("/api/v1/server/rooms/{room}/kick"),
+            false,
+        ),
         Endpoint::ServerDisconnect => (
             Method::POST,
             format!("/api/v1/server/users/{}/disconnect", guest.user_id),
@@ -165,7 +172,10 @@ async fn send(
     }
     if matches!(
         endpoint,
-        Endpoint::ServerMessage | Endpoint::ServerDisconnect | Endpoint::ServerStats
+        Endpoint::ServerMessage
+            | Endpoint::ServerKick
+            | Endpoint::ServerDisconnect
+            | Endpoint::ServerStats
     ) {
         request = request.header("x-api-key", API_KEY);
     }
