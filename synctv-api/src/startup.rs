@@ -9,7 +9,7 @@ use crate::node;
 use crate::revocation::Revocations;
 use crate::shutdown::Shutdown;
 use crate::webhooks::WebhookSender;
-use std::net::SocketAddr;
+use crate::ws::listener::{Peer, SharedListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use synctv_cluster::ClusterManager;
@@ -156,8 +156,8 @@ impl Application {
             cluster_mode = ctx.config.cluster_mode(),
             "synctv ready"
         );
-        let app = http::router(self.ctx).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app)
+        let app = http::router(self.ctx).into_make_service_with_connect_info::<Peer>();
+        axum::serve(SharedListener(self.listener), app)
             .with_graceful_shutdown(drain(ctx.clone()))
             .await?;
         // Members still connected after the drain had `CLOSE_GRACE` to leave; what they

@@ -96,7 +96,7 @@ impl ConnectionManager {
     }
 
     /// This node's totals of deliveries and refusals.
-    pub fn counters(&self) -> &NodeCounters {
+    pub fn counters(&self) -> &Arc<NodeCounters> {
         &self.node_counters
     }
 

@@ -7,7 +7,7 @@
 //! after `joined.seq` exactly once, whatever is published meanwhile.
 
 use crate::delivery::Delivery;
-use crate::outbox::{Outbound, Outbox};
+use crate::outbox::Outbox;
 use crate::wait_timer::WaitAlarms;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -265,7 +265,7 @@ impl RoomMessageHub {
         ch.recent.clear();
         ch.pending.retain(|seq, _| *seq > last_seq);
         for outbox in ch.members.values() {
-            outbox.push(notice.clone(), Instant::now());
+            outbox.push(&notice, Instant::now());
         }
         metrics::counter!("synctv_resyncs_total").increment(ch.members.len() as u64);
         let ch = &mut *ch;
@@ -322,12 +322,12 @@ impl RoomMessageHub {
         }
         ch.recent.push_back((d.seq, d.frame.clone()));
         for outbox in ch.members.values() {
-            outbox.push(d.frame.clone(), d.accepted);
+            outbox.push(&d.frame, d.accepted);
         }
         let count = ch.members.len();
         if d.closes_room {
             for outbox in ch.members.values() {
-                outbox.push_outbound(Outbound::RoomClosed(d.room.clone()));
+                outbox.room_closed(&d.room);
             }
             ch.members.clear();
             ch.users.clear();
@@ -351,7 +351,7 @@ fn remove_user(ch: &mut RoomChannel, room: &RoomId, user: &UserId) {
     for conn in conns {
         ch.users.remove(&conn);
         if let Some(outbox) = ch.members.remove(&conn) {
-            outbox.push_outbound(Outbound::RoomClosed(room.clone()));
+            outbox.room_closed(room);
         }
     }
 }
@@ -425,7 +425,7 @@ impl HeldChannel<'_> {
             recovered,
             events,
         });
-        outbox.push(joined, Instant::now());
+        outbox.push(&joined, Instant::now());
         ch.members.insert(conn, outbox.clone());
         ch.users.insert(conn, user.clone());
         SubscribeOutcome::Subscribed {

@@ -12,8 +12,8 @@
 //! - [`delivery`]: `encode_event` and `Delivery::of`, the one way an event becomes a
 //!   frame and a hub delivery, on every path.
 //! - [`hub`]: [`RoomMessageHub`], the local fan-out, in seq order.
-//! - [`outbox`]: [`Outbox`], a connection's bounded outbound queue; overflow means
-//!   `reconnect`.
+//! - [`outbox`]: [`Outbox`], a handle on a member's connection ([`MemberSink`]): frames
+//!   are handed over and never waited for.
 //! - [`connection_manager`]: [`ConnectionManager`], admission limits, and the cluster
 //!   layer's [`Refusal`] labels; [`node_counters`]: this node's deliveries and refusals,
 //!   which its heartbeat carries.
@@ -72,5 +72,5 @@ pub use join::{JoinDetails, JoinError, JoinRequest, JoinedRoom, MemberRole};
 pub use moderation::{MemberView, ModerationError};
 pub use node_counters::NodeCounters;
 pub use node_registry::NodeInfo;
-pub use outbox::{Outbound, Outbox, OutboxReceiver};
+pub use outbox::{MemberSink, Outbox};
 pub use rate_limit::TokenBucket;

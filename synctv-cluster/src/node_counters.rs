@@ -3,7 +3,14 @@
 //! node's heartbeat carries them to the others (the server API's stats list every live
 //! node) and the Prometheus recorder is process-wide, not per node.
 
+use metrics::Counter;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
+
+/// Resolved once: the macro looks the metric up by name on every call, and this one is
+/// counted for every frame that reaches a socket.
+static DELIVERIES: LazyLock<Counter> =
+    LazyLock::new(|| metrics::counter!("synctv_deliveries_total"));
 
 #[derive(Debug, Default)]
 pub struct NodeCounters {
@@ -14,7 +21,7 @@ pub struct NodeCounters {
 impl NodeCounters {
     /// `frames` frames reached sockets.
     pub fn delivered(&self, frames: u64) {
-        metrics::counter!("synctv_deliveries_total").increment(frames);
+        DELIVERIES.increment(frames);
         self.deliveries.fetch_add(frames, Ordering::Relaxed);
     }
 

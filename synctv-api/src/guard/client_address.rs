@@ -3,6 +3,7 @@
 //! pick the address its limits are counted against.
 
 use crate::http::{ApiContext, ApiError};
+use crate::ws::listener::Peer;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
@@ -94,8 +95,8 @@ impl FromRequestParts<ApiContext> for ClientAddress {
     ) -> Result<Self, Self::Rejection> {
         let peer = parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip())
+            .get::<ConnectInfo<Peer>>()
+            .map(|ConnectInfo(peer)| peer.addr.ip())
             .ok_or_else(|| ApiError::Internal("the peer address is unknown".into()))?;
         Ok(ClientAddress(
             ctx.guards.proxies.client_of(peer, &parts.headers),

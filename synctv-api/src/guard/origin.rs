@@ -12,11 +12,12 @@
 use super::client_address::TrustedProxies;
 use super::Guards;
 use crate::http::ApiError;
+use crate::ws::listener::Peer;
 use axum::extract::ConnectInfo;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN, UPGRADE};
 use axum::http::{HeaderMap, Method};
 use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use synctv_core::config::ServerConfig;
@@ -93,8 +94,8 @@ pub fn cors(guards: Arc<Guards>) -> CorsLayer {
             headers.insert(ORIGIN, origin.clone());
             let peer = parts
                 .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip());
+                .get::<ConnectInfo<Peer>>()
+                .map(|ConnectInfo(peer)| peer.addr.ip());
             guards
                 .origins
                 .check(&headers, peer, &guards.proxies)

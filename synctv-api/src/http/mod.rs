@@ -22,12 +22,12 @@ use crate::guard::redact::redact_uri;
 use crate::guard::{Guards, OriginPolicy};
 use crate::revocation::Revocations;
 use crate::shutdown::Shutdown;
+use crate::ws::listener::Peer;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use synctv_cluster::ClusterManager;
@@ -96,8 +96,8 @@ async fn check_origin(State(ctx): State<ApiContext>, req: Request, next: Next) -
     if OriginPolicy::applies_to(req.method(), req.uri().path(), req.headers()) {
         let peer = req
             .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip());
+            .get::<ConnectInfo<Peer>>()
+            .map(|ConnectInfo(peer)| peer.addr.ip());
         if let Err(refused) = ctx
             .guards
             .origins

@@ -498,7 +498,7 @@ impl MessageHandler {
 
     /// Direct answers share the queue with events, so they keep their order.
     fn send(&self, frame: Bytes) {
-        self.member.outbox.push(frame, Instant::now());
+        self.member.outbox.push(&frame, Instant::now());
     }
 }
 

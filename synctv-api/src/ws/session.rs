@@ -1,26 +1,31 @@
 //! One WebSocket connection: read, admit, hand to the cluster layer, write.
 //!
-//! A single task per connection selects over: shutdown, overload, the outbound queue
-//! (frames are fed in batches and flushed once), outcomes of queued commits (acks), the
-//! socket, and the idle and maximum-duration timers. Commits are queued in message order
+//! A single task per connection selects over: shutdown, revocation, its writer's needs
+//! (a backlog to drain when the socket is writable again, a slow consumer to evict, an
+//! archived room), outcomes of queued commits (acks), the socket, and the idle and
+//! maximum-duration timers. Room events do not pass through this task: the fan-out
+//! writes them into the socket itself (`writer.rs`). Commits are queued in message order
 //! and answered when durable, so the loop never waits on the database for chat or
 //! playback.
 
 use super::handlers::{Flow, MessageHandler};
+use super::listener::SharedTcp;
 use super::protocol::{ErrorCode, ServerMessage};
+use super::socket::WsSocket;
+use super::writer::FrameWriter;
 use crate::http::ApiContext;
 use crate::refusal::Refusal;
 use crate::session_watch::SessionWatch;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use bytes::Bytes;
-use futures_util::SinkExt;
-use std::time::{Duration, Instant};
-use synctv_cluster::{ConnectionPermit, Member, Outbound, Outbox, OutboxReceiver};
+use hyper::upgrade::Upgraded;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+use synctv_cluster::{ConnectionPermit, Member, Outbox};
 use synctv_core::Actor;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
 
-/// Frames written before one flush.
-const WRITE_BATCH: usize = 64;
-/// Longest a batch of frames may take to reach the socket.
+/// Longest the socket may refuse to take what is queued for it.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The close code of a connection whose token was revoked (logout).
 const CLOSE_REVOKED: u16 = 4401;
@@ -43,17 +48,24 @@ struct Session {
 }
 
 pub async fn run(
-    socket: WebSocket,
+    upgraded: Upgraded,
+    socket: SharedTcp,
+    config: WebSocketConfig,
     ctx: ApiContext,
     actor: Actor,
     permit: ConnectionPermit,
     watches: SessionWatches,
 ) {
-    let (outbox, rx) = Outbox::new(ctx.config.limits.outbound_queue);
+    let writer = Arc::new(FrameWriter::new(
+        socket.0,
+        ctx.config.limits.outbound_queue,
+        ctx.cluster.connections().counters().clone(),
+    ));
+    let socket = WsSocket::new(upgraded, writer.clone(), config).await;
     let member = Member {
         conn: permit.id,
         actor,
-        outbox,
+        outbox: Outbox::new(writer),
     };
     let session = Session {
         conn: permit.id,
@@ -61,28 +73,29 @@ pub async fn run(
         _permit: permit,
         ctx,
     };
-    session.serve(socket, rx, watches).await;
+    session.serve(socket, watches).await;
 }
 
 impl Session {
-    async fn serve(mut self, mut socket: WebSocket, rx: OutboxReceiver, watches: SessionWatches) {
+    async fn serve(mut self, mut socket: WsSocket, watches: SessionWatches) {
         let limits = &self.ctx.config.limits;
         let idle = Duration::from_secs(limits.idle_timeout_secs);
-        let mut idle_deadline = tokio::time::Instant::now() + idle;
-        let max_deadline =
-            tokio::time::Instant::now() + Duration::from_secs(limits.max_duration_secs);
+        // Armed once and moved on activity: no timer is made per message.
+        let idle_timer = tokio::time::sleep(idle);
+        let max_timer = tokio::time::sleep(Duration::from_secs(limits.max_duration_secs));
+        tokio::pin!(idle_timer, max_timer);
         let shutdown = self.ctx.shutdown.clone();
-        let outcome: Result<(), axum::Error> = async {
+        let writer = socket.writer.clone();
+        let outcome: io::Result<()> = async {
             loop {
                 tokio::select! {
                     biased;
                     _ = shutdown.draining() => {
-                        self.write_pending(&mut socket, &rx).await?;
-                        send_reconnect(&mut socket, "shutdown", 0).await?;
+                        send_reconnect(&writer, "shutdown", 0);
+                        flush(&writer).await?;
                         return wait_for_leave(&mut socket, &shutdown).await;
                     }
                     _ = watches.revoked.cancelled() => {
-                        self.write_pending(&mut socket, &rx).await?;
                         let frame = ServerMessage::Error {
                             id: None,
                             code: ErrorCode::Unauthorized,
@@ -91,50 +104,54 @@ impl Session {
                             state: None,
                         }
                         .encode();
-                        socket.send(Message::Text(text_frame(frame))).await?;
-                        return close(&mut socket, CLOSE_REVOKED, "token revoked").await;
+                        writer.send_text(&frame);
+                        return close(&writer, CLOSE_REVOKED, "token revoked").await;
                     }
                     _ = watches.disconnected.cancelled() => {
-                        self.write_pending(&mut socket, &rx).await?;
-                        return close(&mut socket, CLOSE_DISCONNECTED, "disconnected by the server").await;
+                        return close(&writer, CLOSE_DISCONNECTED, "disconnected by the server").await;
                     }
-                    _ = rx.overloaded.cancelled() => {
-                        return reconnect(&mut socket, "overloaded", 1000).await;
-                    }
-                    item = rx.recv() => {
-                        // A client that stops reading must not hold its session forever.
-                        match tokio::time::timeout(WRITE_TIMEOUT, self.write_frames(&mut socket, item, &rx)).await {
-                            Ok(written) => written?,
-                            Err(_) => return Ok(()),
+                    _ = writer.attention() => {
+                        let attention = writer.take_attention();
+                        for room in &attention.closed_rooms {
+                            self.handler.room_closed(room).await;
+                        }
+                        if attention.broken {
+                            return Ok(());
+                        }
+                        if attention.overloaded {
+                            // What it did not get, it recovers after reconnecting.
+                            writer.discard_queued();
+                            return reconnect(&writer, "overloaded", 1000).await;
+                        }
+                        if attention.backlog {
+                            flush(&writer).await?;
                         }
                     }
                     owed = self.handler.next_outcome() => self.handler.answer(owed),
                     message = socket.recv() => match message {
                         None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
                         Some(Ok(Message::Text(text))) => {
-                            idle_deadline = tokio::time::Instant::now() + idle;
+                            idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
                             // Boxed: message handling (joins, database reads) has large futures;
                             // inline, their size would be paid by every idle connection.
                             if let Flow::Close(code, reason) = Box::pin(self.handler.receive(text.as_str())).await {
-                                self.write_pending(&mut socket, &rx).await?;
-                                return close(&mut socket, code, reason).await;
+                                return close(&writer, code, reason).await;
                             }
                         }
                         Some(Ok(Message::Binary(_))) => {
-                            idle_deadline = tokio::time::Instant::now() + idle;
+                            idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
                             self.handler.refuse_binary();
                         }
                         // Control frames are not activity; tungstenite answers pings itself.
                         Some(Ok(_)) => {}
                     },
-                    _ = tokio::time::sleep_until(idle_deadline) => {
+                    _ = &mut idle_timer => {
                         Refusal::IdleTimeout.record(self.ctx.cluster.connections().counters());
-                        return close(&mut socket, 4000, "idle timeout").await;
+                        return close(&writer, 4000, "idle timeout").await;
                     }
-                    _ = tokio::time::sleep_until(max_deadline) => {
+                    _ = &mut max_timer => {
                         Refusal::MaxDuration.record(self.ctx.cluster.connections().counters());
-                        self.write_pending(&mut socket, &rx).await?;
-                        return reconnect(&mut socket, "max_duration", 0).await;
+                        return reconnect(&writer, "max_duration", 0).await;
                     }
                 }
             }
@@ -143,81 +160,36 @@ impl Session {
         if let Err(e) = outcome {
             tracing::debug!(conn = self.conn, error = %e, "connection ended with an error");
         }
+        writer.close();
         self.handler.leave_all().await;
     }
-
-    /// Writes `first` and whatever else is queued (up to a batch), then flushes once.
-    async fn write_frames(
-        &mut self,
-        socket: &mut WebSocket,
-        first: Outbound,
-        rx: &OutboxReceiver,
-    ) -> Result<(), axum::Error> {
-        let mut oldest: Option<Instant> = None;
-        let mut written = 0u64;
-        let mut next = Some(first);
-        while let Some(item) = next.take() {
-            match item {
-                Outbound::Frame(frame, accepted) => {
-                    oldest.get_or_insert(accepted);
-                    socket.feed(Message::Text(text_frame(frame))).await?;
-                    written += 1;
-                }
-                Outbound::RoomClosed(room) => self.handler.room_closed(&room).await,
-            }
-            if written < WRITE_BATCH as u64 {
-                next = rx.try_recv();
-            }
-        }
-        socket.flush().await?;
-        self.ctx.cluster.connections().counters().delivered(written);
-        if let Some(oldest) = oldest {
-            metrics::histogram!("synctv_delivery_latency_seconds")
-                .record(oldest.elapsed().as_secs_f64());
-        }
-        Ok(())
-    }
-
-    /// Writes everything already queued, so nothing owed is lost before a close.
-    async fn write_pending(
-        &mut self,
-        socket: &mut WebSocket,
-        rx: &OutboxReceiver,
-    ) -> Result<(), axum::Error> {
-        while let Some(item) = rx.try_recv() {
-            self.write_frames(socket, item, rx).await?;
-        }
-        Ok(())
-    }
 }
 
-/// Frames come from `serde_json`, so they are UTF-8; the check is a cheap formality.
-fn text_frame(frame: Bytes) -> Utf8Bytes {
-    Utf8Bytes::try_from(frame).unwrap_or_else(|_| Utf8Bytes::from_static("{}"))
+/// Writes everything queued, within [`WRITE_TIMEOUT`]: a client that stops reading must
+/// not hold its session forever.
+async fn flush(writer: &FrameWriter) -> io::Result<()> {
+    tokio::time::timeout(WRITE_TIMEOUT, writer.drain())
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
 }
 
-async fn send_reconnect(
-    socket: &mut WebSocket,
-    reason: &str,
-    after_ms: u64,
-) -> Result<(), axum::Error> {
-    let frame = ServerMessage::Reconnect { reason, after_ms }.encode();
-    socket.send(Message::Text(text_frame(frame))).await
+fn send_reconnect(writer: &FrameWriter, reason: &str, after_ms: u64) {
+    writer.send_text(&ServerMessage::Reconnect { reason, after_ms }.encode());
 }
 
-async fn reconnect(socket: &mut WebSocket, reason: &str, after_ms: u64) -> Result<(), axum::Error> {
-    send_reconnect(socket, reason, after_ms).await?;
-    close(socket, 1012, "reconnect").await
+async fn reconnect(writer: &FrameWriter, reason: &str, after_ms: u64) -> io::Result<()> {
+    send_reconnect(writer, reason, after_ms);
+    close(writer, 1012, "reconnect").await
 }
 
 /// After `reconnect (shutdown)`: the client leaves on its own, or the drain ends.
 async fn wait_for_leave(
-    socket: &mut WebSocket,
+    socket: &mut WsSocket,
     shutdown: &crate::shutdown::Shutdown,
-) -> Result<(), axum::Error> {
+) -> io::Result<()> {
     loop {
         tokio::select! {
-            _ = shutdown.closing() => return close(socket, 1001, "server shutting down").await,
+            _ = shutdown.closing() => return close(&socket.writer, 1001, "server shutting down").await,
             message = socket.recv() => match message {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
                 Some(Ok(_)) => {}
@@ -226,11 +198,8 @@ async fn wait_for_leave(
     }
 }
 
-async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) -> Result<(), axum::Error> {
-    socket
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        })))
-        .await
+/// Sends a close frame after everything queued, and waits until it is written.
+async fn close(writer: &FrameWriter, code: u16, reason: &'static str) -> io::Result<()> {
+    writer.send_close(code, reason);
+    flush(writer).await
 }

@@ -1,11 +1,11 @@
 //! `GET /ws`: authenticate, admit, upgrade. Every refusal is an HTTP answer with the
 //! contract's JSON error body, and no WebSocket is opened.
 
+use super::handshake::Handshake;
 use super::session::{self, SessionWatches};
 use crate::auth::authenticate_upgrade;
 use crate::http::{ApiContext, ApiError};
 use crate::refusal::Refusal;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -13,14 +13,12 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 use synctv_cluster::Refusal as Admission;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-/// Small socket buffers: most connections are idle, and memory per connection is what
+/// A small read buffer: most connections are idle, and memory per connection is what
 /// bounds a node. Messages over the contract's 64 KiB still need to be read whole so that
 /// they can be answered with `too_large` on an open connection; past this they close it.
 const READ_BUFFER: usize = 1024;
-const WRITE_BUFFER: usize = 2 * 1024;
-/// Above the largest `joined` (see `synctv_cluster::hub::MAX_RECOVERY_BYTES`).
-const MAX_WRITE_BUFFER: usize = 32 * 1024 * 1024;
 const HARD_MESSAGE_LIMIT: usize = 1024 * 1024;
 
 pub fn router() -> Router<ApiContext> {
@@ -37,7 +35,7 @@ async fn upgrade(
     State(ctx): State<ApiContext>,
     headers: HeaderMap,
     Query(query): Query<WsQuery>,
-    ws: WebSocketUpgrade,
+    handshake: Handshake,
 ) -> Response {
     if ctx.shutdown.is_draining() {
         Refusal::Draining.record(ctx.cluster.connections().counters());
@@ -79,9 +77,15 @@ async fn upgrade(
             return ApiError::TooManyConnections(message.into()).into_response();
         }
     };
-    ws.read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(MAX_WRITE_BUFFER)
-        .max_message_size(HARD_MESSAGE_LIMIT.max(ctx.config.limits.max_message_bytes + 1))
-        .on_upgrade(move |socket| session::run(socket, ctx, actor, permit, watches))
+    // tungstenite only reads (and answers pings): what the server sends goes through the
+    // connection's writer, so its write buffer stays empty and is passed on at once.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(Some(
+            HARD_MESSAGE_LIMIT.max(ctx.config.limits.max_message_bytes + 1),
+        ));
+    handshake.accept(move |upgraded, socket| {
+        session::run(upgraded, socket, config, ctx, actor, permit, watches)
+    })
 }

@@ -6,7 +6,7 @@
 use crate::redis::RedisServer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use synctv_cluster::{ClusterManager, JoinRequest, Member, Outbox};
+use synctv_cluster::{ClusterManager, JoinRequest, Member, MemberSink, Outbox};
 use synctv_core::clock::now_ms;
 use synctv_core::storage::{ChangeOutcome, Database, NewRoom, RoomChange, RoomChangeKind};
 use synctv_core::{Actor, Config, Control, RoomId};
@@ -78,7 +78,7 @@ async fn exercise(manager: &ClusterManager, db: &Database, round: usize) {
         user_id: owner.id.clone(),
         name: owner.name.clone(),
     };
-    let (outbox, _rx) = Outbox::new(64);
+    let outbox = Outbox::new(std::sync::Arc::new(Unread));
     let member = Member {
         conn: round as u64 + 1,
         actor: actor.clone(),
@@ -143,4 +143,15 @@ async fn a_cluster_manager_leaves_no_task_behind() {
     config.redis.url = Some(redis.url());
     config.cluster.heartbeat_secs = 1;
     start_and_stop_in_a_loop(config).await;
+}
+
+/// A member that never reads: what it is sent is dropped.
+struct Unread;
+
+impl MemberSink for Unread {
+    fn frame(&self, _frame: &bytes::Bytes, _accepted: std::time::Instant) -> bool {
+        true
+    }
+
+    fn room_closed(&self, _room: &RoomId) {}
 }
