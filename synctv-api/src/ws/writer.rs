@@ -11,12 +11,12 @@
 
 use bytes::Bytes;
 use metrics::{Counter, Histogram};
-use synctv_cluster::NodeCounters;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use synctv_cluster::MemberSink;
+use synctv_cluster::NodeCounters;
 use synctv_core::RoomId;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -390,7 +390,10 @@ mod tests {
                 .unwrap();
         }
         let counters = Arc::new(NodeCounters::default());
-        (FrameWriter::new(Arc::new(server), capacity, counters), client)
+        (
+            FrameWriter::new(Arc::new(server), capacity, counters),
+            client,
+        )
     }
 
     /// Reads `count` server frames off the client end: (first byte, payload).
