@@ -40,6 +40,9 @@ pub struct Delivery {
     /// An event that changes what a `joined` reads besides the state (roles, the
     /// queue): a join checks none came between its read and its subscription.
     pub changes_snapshot: bool,
+    /// A user no longer waited for (`ready`, left, kicked): the sequencer took it out of
+    /// the state's `waiting_for` with this event, and the hub's copy of the state follows.
+    pub unwaits: Option<UserId>,
     /// When this node took the event in (for the delivery latency histogram).
     pub accepted: Instant,
 }
@@ -66,6 +69,15 @@ impl Delivery {
                 .then(|| event.data.get("user_id").and_then(|u| u.as_str()))
                 .flatten()
                 .map(UserId::from),
+            unwaits: match event.kind {
+                EventKind::MemberStatus if event.data.get("state") != Some(&"ready".into()) => None,
+                EventKind::MemberStatus | EventKind::MemberLeft | EventKind::MemberKicked => event
+                    .data
+                    .get("user_id")
+                    .and_then(|u| u.as_str())
+                    .map(UserId::from),
+                _ => None,
+            },
             changes_snapshot: matches!(
                 event.kind,
                 EventKind::Role | EventKind::Queue | EventKind::Media
@@ -112,6 +124,19 @@ mod tests {
             Some(UserId::from("u"))
         );
         assert!(Delivery::of(&chat, Bytes::new()).kicked.is_none());
+        let ready = event(
+            EventKind::MemberStatus,
+            json!({"user_id": "u", "state": "ready"}),
+        );
+        assert_eq!(
+            Delivery::of(&ready, Bytes::new()).unwaits,
+            Some(UserId::from("u"))
+        );
+        let buffering = event(
+            EventKind::MemberStatus,
+            json!({"user_id": "u", "state": "buffering"}),
+        );
+        assert!(Delivery::of(&buffering, Bytes::new()).unwaits.is_none());
     }
 
     #[test]

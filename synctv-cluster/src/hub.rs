@@ -317,6 +317,15 @@ impl RoomMessageHub {
         if d.changes_snapshot {
             ch.snapshot_seq = d.seq;
         }
+        if let Some(user) = &d.unwaits {
+            if ch.state.waiting_for.contains(user) {
+                // The sequencer's rule, mirrored: the user is no longer waited for (when
+                // it was the last, the start event that follows brings the new state).
+                let mut state = (*ch.state).clone();
+                state.waiting_for.retain(|u| u != user);
+                ch.state = Arc::new(state);
+            }
+        }
         if ch.recent.len() == self.recent_capacity {
             ch.recent.pop_front();
         }

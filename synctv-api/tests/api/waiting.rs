@@ -5,6 +5,7 @@
 use crate::both_backends;
 use crate::helpers::{spawn_app, spawn_app_with, Backend};
 use crate::party::{assert_code, Party};
+use crate::ws_client::WsClient;
 use serde_json::{json, Value};
 
 both_backends!(
@@ -13,6 +14,7 @@ both_backends!(
     the_timeout_starts_without_the_straggler,
     force_starts_at_once_and_pause_ends_the_wait,
     version_1_clients_are_never_waited_for,
+    a_joiner_during_a_wait_sees_who_is_still_waited_for,
 );
 
 /// The next `playback` event client `i` receives.
@@ -197,4 +199,25 @@ async fn version_1_clients_are_never_waited_for(backend: Backend) {
     let started = next_playback_after(&mut p, 1, json!({}), "play").await;
     assert_eq!(started["data"]["state"]["playing"], true);
     assert_eq!(started["data"]["state"]["waiting_for"], json!([]));
+}
+
+async fn a_joiner_during_a_wait_sees_who_is_still_waited_for(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut p = Party::gather(&app, "everyone", &["alice", "bob", "carol"]).await;
+    for i in 1..3 {
+        p.ask(i, 1, json!({"type": "status", "state": "buffering"}))
+            .await;
+    }
+    p.ask(0, 2, json!({"type": "playback", "action": "play"}))
+        .await;
+    let ready = p
+        .ask(1, 3, json!({"type": "status", "state": "ready"}))
+        .await;
+    let seq = ready["seq"].as_i64().unwrap();
+    let dave = app.guest("dave").await;
+    let mut d = WsClient::connect(&app.ws_url(), &dave.token).await;
+    let joined = d.join(&p.room).await;
+    assert!(joined["seq"].as_i64().unwrap() > seq);
+    assert_eq!(joined["state"]["playing"], false);
+    assert_eq!(joined["state"]["waiting_for"], json!([p.user(2)]));
 }
