@@ -13,6 +13,9 @@
 //   room.js        the joined room: epoch/seq for recovery, state, members, chat
 //   player.js      applies the room state to the <video>, drift correction, and turns
 //                  user-initiated player events (not our own) into `playback` messages
+//   members.js     the members panel: roles, status, drift, the room's spread; moderation
+//   queue.js       the queue panel: add, remove, drag to reorder, play next, next at the end
+//   readiness.js   what the player tells the room (status, drift reports), the waiting banner
 //   ui.js          views, toasts, rendering
 //   forms.js       what the forms and buttons do; entering the page after sign-in
 //   hook.js        window.synctv, a small read-only hook for the browser tests

@@ -35,6 +35,47 @@ after(async () => {
   await media?.close();
 });
 
+const DRIFT_AGREE_MS = 20;
+
+/**
+ * Each page's drift as the test measures it (its player against the room's state, on the
+ * machine's one clock, which the server shares), beside the server's estimate for that
+ * member (GET /api/v1/rooms/{id}/members, `drift_ms`, from the page's reports), read
+ * seven times a second apart. `supported` is false against a server without drift reports.
+ */
+async function serverDriftAgrees(id, pages) {
+  const reads = [];
+  for (let i = 0; i < 7; i++) {
+    await h.sleep(1000); // one report a second: each read sees a fresh estimate
+    const res = await fetch(`${node.base}/api/v1/rooms/${id}/members`);
+    if (!res.ok) return { supported: false, status: res.status };
+    const members = (await res.json()).members;
+    for (const [name, page] of Object.entries(pages)) {
+      const m = await page.evaluate(() => {
+        const v = document.getElementById('player');
+        const s = window.synctv.state();
+        const at = performance.timeOrigin + performance.now();
+        const expected = s.playing ? s.position + (Math.max(0, at - s.updated_at) / 1000) * s.rate : s.position;
+        return { user_id: window.synctv.user().user_id, drift_ms: (v.currentTime - expected) * 1000 };
+      });
+      const server = members.find((x) => x.user_id === m.user_id);
+      if (!server || typeof server.drift_ms !== 'number') return { supported: false, member: server ?? null };
+      reads.push({ name, measured_ms: Math.round(m.drift_ms), server_ms: Math.round(server.drift_ms) });
+    }
+  }
+  // Each estimate rests on one report, whose one-way trip the server can only take as half
+  // the typical round trip: the jitter of the link shows in every single estimate. The
+  // agreement checked is each member's median estimate against what the test measured.
+  const off = (name) => {
+    const mine = reads.filter((r) => r.name === name).map((r) => r.server_ms - r.measured_ms).sort((a, b) => a - b);
+    return mine[mine.length >> 1];
+  };
+  const median_off_ms = Object.fromEntries(Object.keys(pages).map((name) => [name, off(name)]));
+  const worst = Math.max(...Object.values(median_off_ms).map(Math.abs));
+  const single = Math.max(...reads.map((r) => Math.abs(r.measured_ms - r.server_ms)));
+  return { supported: true, worst_ms: worst, median_off_ms, worst_single_ms: single, reads };
+}
+
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
 /** Reads the gap between the players every READ_EVERY_MS for `ms`; returns them in ms. */
@@ -88,6 +129,7 @@ test(`a page ${ONE_WAY_MS} ms ± ${JITTER_MS} ms away stays within ${P99_BOUND_M
     all.push(...gaps);
   }
   await h.screenshot(bob, 'network-far-page');
+  const driftCheck = await serverDriftAgrees(id, { alice, bob });
   const sorted = all.sort((x, y) => x - y);
   const result = {
     one_way_ms: ONE_WAY_MS,
@@ -98,9 +140,15 @@ test(`a page ${ONE_WAY_MS} ms ± ${JITTER_MS} ms away stays within ${P99_BOUND_M
     p99_ms: Math.round(percentile(sorted, 99)),
     max_ms: Math.round(sorted[sorted.length - 1]),
     phases: byPhase,
+    server_drift: driftCheck,
   };
   h.record('network_far_page', result);
   assert.ok(result.reads >= (3 * PHASE_MS) / READ_EVERY_MS / 3, `only ${result.reads} reads in a minute`);
+  assert.ok(driftCheck.supported, `the server reports no drift: ${JSON.stringify(driftCheck)}`);
+  assert.ok(driftCheck.worst_ms <= DRIFT_AGREE_MS, `the server's median drift estimate is ${driftCheck.worst_ms} ms off what the pages measured: ${JSON.stringify(driftCheck.reads)}`);
+  // The members panel shows each member's drift and the room's spread.
+  await alice.waitForFunction(() => /^spread \d+ ms$/.test(document.getElementById('member-spread').textContent), null, { timeout: 10000 });
+  await alice.waitForFunction(() => [...document.querySelectorAll('#members li .drift')].every((d) => /^[+-]\d+ ms$/.test(d.textContent)), null, { timeout: 10000 });
   assert.ok(result.p99_ms <= P99_BOUND_MS, `p99 gap ${result.p99_ms} ms over ${result.reads} reads (${JSON.stringify(byPhase)})`);
   await alice.context().close();
   await bob.context().close();

@@ -113,10 +113,15 @@ test('two members in one room follow play, seek, speed and pause', { timeout: 12
   assert.equal(state.rate, 1.5);
 
   // No echoes: the history holds exactly the six changes the two people made, no more.
+  // The pages report their players' status (1.1), so after a seek while playing the room
+  // waits for them and then starts by itself: those starts are the room's (`by` null,
+  // `waited`), not anyone's echo.
   const res = await fetch(`${node.base}/api/v1/rooms/${roomId}/events?limit=1000`);
   const { events } = await res.json();
-  const actions = events.filter((e) => e.kind === 'playback').map((e) => `${e.by.name}:${e.data.action}`);
+  const playback = events.filter((e) => e.kind === 'playback');
+  const actions = playback.filter((e) => e.by).map((e) => `${e.by.name}:${e.data.action}`);
   assert.deepEqual(actions, ['alice:play', 'alice:seek', 'alice:rate', 'alice:pause', 'alice:seek', 'bob:play']);
+  for (const e of playback.filter((x) => !x.by)) assert.equal(e.data.waited, true, JSON.stringify(e));
   await close();
 });
 

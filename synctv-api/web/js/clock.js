@@ -25,6 +25,14 @@ export const clock = {
     this.synced = false;
     this.rtt = null;
   },
+  /**
+   * The median round trip of the recent samples: what a message typically takes there and
+   * back. The offset uses the fastest samples (least queueing); a drift report's half trip
+   * is better estimated by the typical one, which its own trip is like.
+   */
+  typicalRtt() {
+    return this.samples.length ? median(this.samples.map((s) => s.rtt)) : null;
+  },
   serverNow() {
     return wallNow() + this.offset;
   },

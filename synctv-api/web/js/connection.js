@@ -199,7 +199,7 @@ export const conn = {
         this.obeyReconnect(msg);
         break;
       case 'error':
-        if (p) p.reject(new ApiError(0, msg.code, msg.message));
+        if (p) p.reject(Object.assign(new ApiError(0, msg.code, msg.message), { detail: msg }));
         else toast(`${msg.code}: ${msg.message}`, 'error');
         if (msg.code === 'conflict' && msg.state) room.takeState(msg.state);
         return;

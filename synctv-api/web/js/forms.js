@@ -1,11 +1,11 @@
 // What the page's forms and buttons do, and entering the page after sign-in.
 import { api, login, session } from './api.js';
 import { conn } from './connection.js';
-import { player, video } from './player.js';
+import { player } from './player.js';
 import { room } from './room.js';
 import { servers, PROBE } from './servers.js';
 import { loadRooms, parseRoomInput, renderMe, routeRoom, showLobby, showRoom, toast } from './ui.js';
-import { $ } from './util.js';
+import { $, video } from './util.js';
 
 /** After login: choose the server, connect, and go where the address says. */
 export async function enter() {

@@ -2,11 +2,11 @@
 import { session } from './api.js';
 import { clock } from './clock.js';
 import { conn } from './connection.js';
-import { player, video } from './player.js';
+import { player } from './player.js';
 import { room } from './room.js';
 import { servers } from './servers.js';
 import { toasts } from './ui.js';
-import { wallNow } from './util.js';
+import { video, wallNow } from './util.js';
 
 /** Read-only views for the browser tests and for curious people in the console. */
 window.synctv = {
@@ -33,7 +33,9 @@ window.synctv = {
     expected: room.expected(),
     at: wallNow(),
   }),
-  members: () => [...room.members.values()].sort(),
+  members: () => [...room.members.values()].map((m) => m.name).sort(),
+  role: () => room.myRole(),
+  muted: () => room.muted(),
   chat: () => room.chat.map((c) => ({ name: c.name, text: c.text, seq: c.seq })),
   errors: () => toasts.filter((t) => t.kind === 'error').map((t) => t.text),
 };

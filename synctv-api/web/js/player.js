@@ -1,9 +1,10 @@
 // Applies the room state to the <video>: drift correction, and user-initiated player events
 // (not our own) turned into `playback` messages.
 import { conn } from './connection.js';
+import { queue } from './queue.js';
 import { room } from './room.js';
 import { renderRoom, renderSync, toast } from './ui.js';
-import { $, clamp, wallNow } from './util.js';
+import { $, clamp, wallNow, video } from './util.js';
 
 export const SYNC = {
   tickMs: 100, // how often the player is compared to the room
@@ -20,7 +21,6 @@ export const SYNC = {
   holdTimeoutMs: 3000, // how long a local change is kept before giving up on its echo
 };
 
-export const video = $('player');
 
 /**
  * Keeps the <video> at the room position. Our own changes to the element are remembered
@@ -38,6 +38,7 @@ export const player = {
   jumpPending: false,
   drift: 0,
   blocked: false,
+  startTimer: null,
 
   load(url) {
     if (url === this.url) return;
@@ -127,7 +128,14 @@ export const player = {
     if (!st || !this.url || !room.joined) return;
     if (video.readyState < 1 || this.holding()) return;
     const exp = room.expected();
-    if (st.playing && video.paused) {
+    const wait = room.startsIn();
+    if (wait > 0) {
+      // A start set ahead: hold at the position, and start on time, not on the next tick.
+      clearTimeout(this.startTimer);
+      this.startTimer = setTimeout(() => this.tick(), wait);
+    }
+    const playing = st.playing && wait === 0;
+    if (playing && video.paused) {
       // play() on an ended video would restart it from 0: move it first.
       if (!video.ended) this.play();
       else if (exp < video.duration - 0.1) {
@@ -135,13 +143,13 @@ export const player = {
         this.play();
       }
     }
-    if (!st.playing && !video.paused) this.pause();
+    if (!playing && !video.paused) this.pause();
     if (video.seeking) return;
     const drift = video.currentTime - exp;
     this.drift = drift;
     const ad = Math.abs(drift);
     const recentSeek = Date.now() - this.lastSeek.at < SYNC.seekCooldownMs && this.lastSeek.version === st.version;
-    if (!st.playing) {
+    if (!playing) {
       this.nudging = false;
       this.setRate(st.rate);
       if (ad > SYNC.pausedTolerance && !recentSeek) this.seek(exp);
@@ -177,7 +185,7 @@ export const player = {
   async user(action, fields) {
     if (!room.joined || !room.state) return;
     if (!room.canControl()) {
-      toast('only the room owner controls playback here', 'error');
+      toast(room.info && room.info.control === 'hosts' ? 'only the owner and admins control playback here' : 'only the room owner controls playback here', 'error');
       this.tick();
       return;
     }
@@ -250,6 +258,7 @@ video.addEventListener('ratechange', () => {
   player.user('rate', { rate });
 });
 video.addEventListener('loadedmetadata', () => player.tick());
+video.addEventListener('ended', () => queue.ended());
 for (const ev of ['play', 'pause', 'ratechange', 'loadeddata', 'emptied']) video.addEventListener(ev, () => renderRoom());
 video.addEventListener('error', () => {
   if (player.url) toast('this video cannot be played by the browser', 'error');

@@ -1,9 +1,15 @@
-// The joined room: epoch/seq for recovery, state, members, chat.
+// The joined room: epoch/seq for recovery, state, members and their roles, chat; what a
+// kick, a ban or a mute means for this page.
 import { api, session } from './api.js';
 import { clock } from './clock.js';
 import { conn } from './connection.js';
+import { memberDetails, renderMembers } from './members.js';
 import { player } from './player.js';
-import { renderChat, renderMembers, renderRoom, setRoute, showLobby, showPassword, showRoom, toast } from './ui.js';
+import { queue } from './queue.js';
+import { readiness } from './readiness.js';
+import { renderChat, renderRoom, setRoute, showLobby, showNotice, showPassword, showRoom, toast, when } from './ui.js';
+
+const me = () => (session.data ? session.data.user_id : null);
 
 /** The room this page shows: what recovery needs (epoch, seq) and what the UI shows. */
 export const room = {
@@ -13,7 +19,9 @@ export const room = {
   epoch: null,
   seq: 0,
   state: null,
-  members: new Map(),
+  members: new Map(), // user_id -> {name}: who is present
+  roles: new Map(), // user_id -> 'admin' or 'member', as last told (the owner is info.owner_id)
+  mutedUntil: null, // ms: this user's mute here, if any
   chat: [], // [{seq, name, text, at}]
   chatSeqs: new Set(),
   joined: false,
@@ -27,6 +35,8 @@ export const room = {
     this.seq = 0;
     this.state = null;
     this.members = new Map();
+    this.roles = new Map();
+    this.mutedUntil = null;
     this.chat = [];
     this.chatSeqs = new Set();
     this.joined = false;
@@ -83,6 +93,9 @@ export const room = {
       } else if (e.code === 'not_found') {
         toast('no such room (or it was archived)', 'error');
         this.close();
+      } else if (e.code === 'banned') {
+        const until = e.detail && e.detail.until;
+        this.shut(`You are banned from “${this.name()}”${until ? ` until ${when(until)}` : ''}.`);
       } else if (e.code !== 'unavailable') {
         toast(`cannot join: ${e.code}: ${e.message}`, 'error');
       }
@@ -104,7 +117,12 @@ export const room = {
     this.joined = true;
     this.epoch = m.epoch;
     this.seq = Math.max(this.seq, m.seq);
-    this.members = new Map((m.members || []).map((u) => [u.user_id, u.name]));
+    this.members = new Map((m.members || []).map((u) => [u.user_id, { name: u.name }]));
+    for (const u of m.members || []) this.learnRole(u.user_id, u.role);
+    if (m.role) this.learnRole(me(), m.role);
+    memberDetails.start();
+    queue.reset(m.queue);
+    readiness.reset();
     this.takeState(m.state, true, true);
     if (!m.recovered) this.loadHistory(before > 0 ? before : Math.max(0, m.seq - 200), m.seq);
     showRoom();
@@ -146,18 +164,48 @@ export const room = {
       case 'playback':
       case 'media':
         if (!replay) this.takeState(d.state, ev.kind === 'media' || d.action !== 'rate');
+        if (ev.kind === 'media' && !replay) queue.took(d.from_queue);
+        if (!replay) readiness.onState(ev.kind === 'media' || d.action === 'seek');
+        break;
+      case 'queue':
+        if (!replay) queue.apply(d);
         break;
       case 'chat':
         this.addChat(ev);
         renderChat();
         break;
       case 'member_joined':
-        if (!replay) this.members.set(d.user_id, d.name);
+        if (!replay) this.members.set(d.user_id, { name: d.name });
         renderMembers();
+        if (!replay) memberDetails.refresh(); // a returning admin's role, their status
         break;
       case 'member_left':
         if (!replay) this.members.delete(d.user_id);
         renderMembers();
+        break;
+      case 'role':
+        this.learnRole(d.user_id, d.role);
+        if (d.user_id === me() && !replay) toast(d.role === 'admin' ? 'you are now an admin of this room' : 'you are no longer an admin of this room', 'info');
+        renderRoom();
+        break;
+      case 'member_kicked':
+        if (d.user_id === me() && !replay) {
+          // The server has taken this connection out of the room with this event.
+          const by = ev.by ? ev.by.name : 'The server';
+          const ban = d.banned_until ? ` You are banned from it until ${when(d.banned_until)}.` : ' You may join it again.';
+          this.shut(`${by} removed you from “${this.name()}”.${ban}`);
+          return;
+        }
+        this.members.delete(d.user_id);
+        renderMembers();
+        break;
+      case 'member_muted':
+        if (d.user_id === me()) {
+          this.mutedUntil = d.muted_until;
+          if (!replay) toast(d.muted_until ? `you are muted here until ${when(d.muted_until)}` : 'you may chat again', 'info');
+        }
+        memberDetails.refresh();
+        renderRoom();
         break;
       case 'room_archived':
         toast('this room was archived by its owner', 'error');
@@ -196,15 +244,58 @@ export const room = {
     const st = this.state;
     if (!st) return 0;
     if (!st.playing) return st.position;
-    return st.position + ((clock.serverNow() - st.updated_at) / 1000) * st.rate;
+    return st.position + (Math.max(0, clock.serverNow() - st.updated_at) / 1000) * st.rate;
   },
 
+  /**
+   * Ms until the room's clock starts: a start after a wait may be set up to 1 s ahead so
+   * that every member starts together (1.1); until then players hold at `position`.
+   */
+  startsIn() {
+    const st = this.state;
+    return st && st.playing ? Math.max(0, st.updated_at - clock.serverNow()) : 0;
+  },
+
+  name() {
+    return this.info ? this.info.name : this.id;
+  },
+
+  learnRole(uid, role) {
+    if (uid && (role === 'admin' || role === 'member')) this.roles.set(uid, role);
+  },
+
+  roleOf(uid) {
+    if (this.info && uid === this.info.owner_id) return 'owner';
+    return this.roles.get(uid) || 'member';
+  },
+
+  myRole() {
+    return this.roleOf(me());
+  },
+
+  /** Who may move playback and media here: everyone, the owner and admins, or the owner. */
   canControl() {
-    return !(this.info && this.info.control === 'owner' && session.data && this.info.owner_id !== session.data.user_id);
+    const control = this.info ? this.info.control : 'everyone';
+    const role = this.myRole();
+    if (control === 'owner') return role === 'owner';
+    if (control === 'hosts') return role === 'owner' || role === 'admin';
+    return true;
   },
 
-  leave(route = true) {
-    if (this.id && conn.state === 'connected') conn.send({ type: 'leave', room: this.id, id: conn.nextId++ });
+  muted() {
+    return typeof this.mutedUntil === 'number' && this.mutedUntil > Date.now();
+  },
+
+  /** Out of the room by the server's decision (kicked, banned): back to the lobby, told why. */
+  shut(why) {
+    this.leave(true, false);
+    showLobby();
+    showNotice(why);
+  },
+
+  leave(route = true, tell = true) {
+    if (tell && this.id && conn.state === 'connected') conn.send({ type: 'leave', room: this.id, id: conn.nextId++ });
+    memberDetails.stop();
     this.id = null;
     this.state = null;
     this.joined = false;

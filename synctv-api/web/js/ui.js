@@ -2,10 +2,13 @@
 import { api, session } from './api.js';
 import { clock } from './clock.js';
 import { conn } from './connection.js';
-import { player, video } from './player.js';
+import { renderMembers } from './members.js';
+import { player } from './player.js';
+import { renderQueue } from './queue.js';
+import { renderWaiting } from './readiness.js';
 import { room } from './room.js';
 import { hostOf } from './servers.js';
-import { $ } from './util.js';
+import { $, video } from './util.js';
 
 export const views = ['view-login', 'view-lobby', 'view-password', 'view-room'];
 export function show(view) {
@@ -22,6 +25,22 @@ export function toast(text, kind = 'info') {
   setTimeout(() => el.remove(), kind === 'error' ? 8000 : 4000);
 }
 export const toasts = [];
+
+/** A time of day, or a date and time when it is not today. */
+export function when(ms) {
+  const d = new Date(ms);
+  const today = d.toDateString() === new Date().toDateString();
+  return today ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : d.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
+}
+
+/** A plain statement above the lobby (why the page left a room), until a room is opened. */
+export function showNotice(text) {
+  $('notice').textContent = text;
+  $('notice').hidden = !text;
+}
+
+/** Who controls playback, as the page says it. */
+export const CONTROL_LABELS = { everyone: 'everyone controls', hosts: 'owner and admins control', owner: 'owner controls' };
 
 export function renderStatus() {
   const el = $('status');
@@ -69,6 +88,7 @@ export function showPassword(name, error) {
 }
 
 export function showRoom() {
+  showNotice('');
   show('view-room');
   renderRoom();
 }
@@ -84,7 +104,8 @@ export function renderRoom() {
   $('room-name').textContent = info ? info.name : room.id;
   const badges = [];
   if (info && info.has_password) badges.push('🔒 password');
-  if (info) badges.push(info.control === 'owner' ? 'owner controls' : 'everyone controls');
+  if (info) badges.push(CONTROL_LABELS[info.control] || `${info.control} controls`);
+  if (room.myRole() !== 'member') badges.push(`you are ${room.myRole()}`);
   if (!room.joined) badges.push(conn.state === 'connected' ? 'joining…' : 'offline');
   $('room-badges').replaceChildren(
     ...badges.map((b) => {
@@ -113,24 +134,15 @@ export function renderRoom() {
     $('rate-select').value = v;
   }
   $('media-form').querySelector('button').disabled = !control;
+  const muted = room.muted();
+  $('chat-input').disabled = muted;
+  $('chat-form').querySelector('button').disabled = muted;
+  $('chat-input').placeholder = muted ? `You are muted here until ${when(room.mutedUntil)}` : 'Say something';
   renderMembers();
+  renderQueue();
+  renderWaiting();
   renderChat();
   renderSync();
-}
-
-export function renderMembers() {
-  const list = [...room.members].sort((a, b) => a[1].localeCompare(b[1]));
-  $('member-count').textContent = String(list.length);
-  $('members').replaceChildren(
-    ...list.map(([uid, name]) => {
-      const li = document.createElement('li');
-      li.textContent = name;
-      li.dataset.userId = uid;
-      if (session.data && uid === session.data.user_id) li.classList.add('self');
-      if (room.info && uid === room.info.owner_id) li.classList.add('owner');
-      return li;
-    }),
-  );
 }
 
 let renderedChat = -1;
@@ -181,7 +193,7 @@ export async function loadRooms(more = false) {
     const meta = document.createElement('span');
     meta.className = 'meta muted';
     const media = r.state && r.state.media ? (r.state.playing ? '▶ ' : '⏸ ') + (r.state.media.title || 'video') : 'no video';
-    meta.textContent = `${r.members} watching · ${media}${r.has_password ? ' · 🔒' : ''}${r.control === 'owner' ? ' · owner controls' : ''}`;
+    meta.textContent = `${r.members} watching · ${media}${r.has_password ? ' · 🔒' : ''}${r.control && r.control !== 'everyone' ? ` · ${CONTROL_LABELS[r.control] || r.control}` : ''}`;
     b.append(name, meta);
     b.addEventListener('click', () => room.open(r.id));
     li.append(b);

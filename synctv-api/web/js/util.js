@@ -1,7 +1,9 @@
-// Small helpers every part of the page uses.
+// Small helpers every part of the page uses, and the <video> element. This module imports
+// nothing, so it is evaluated first and what it defines may be used at the top level of
+// any other module (the others import each other in cycles, where that is not safe).
 export const $ = (id) => document.getElementById(id);
+export const video = $('player');
 export const wallNow = () => performance.timeOrigin + performance.now();
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
