@@ -35,7 +35,12 @@ after(async () => {
   await media?.close();
 });
 
-const DRIFT_AGREE_MS = 20;
+/**
+ * How far the server's median drift estimate may be from the measured drift: 20 ms for a
+ * page on loopback; for the far page, whose every report crosses a link with ±30 ms of
+ * jitter each way that the server can only take as half the typical round trip, 50 ms.
+ */
+const DRIFT_AGREE_MS = { alice: 20, bob: 50 };
 
 /**
  * Each page's drift as the test measures it (its player against the room's state, on the
@@ -145,7 +150,10 @@ test(`a page ${ONE_WAY_MS} ms ± ${JITTER_MS} ms away stays within ${P99_BOUND_M
   h.record('network_far_page', result);
   assert.ok(result.reads >= (3 * PHASE_MS) / READ_EVERY_MS / 3, `only ${result.reads} reads in a minute`);
   assert.ok(driftCheck.supported, `the server reports no drift: ${JSON.stringify(driftCheck)}`);
-  assert.ok(driftCheck.worst_ms <= DRIFT_AGREE_MS, `the server's median drift estimate is ${driftCheck.worst_ms} ms off what the pages measured: ${JSON.stringify(driftCheck.reads)}`);
+  for (const [name, bound] of Object.entries(DRIFT_AGREE_MS)) {
+    const off = driftCheck.median_off_ms[name];
+    assert.ok(Math.abs(off) <= bound, `the server's median drift estimate for ${name} is ${off} ms off what the page measured: ${JSON.stringify(driftCheck.reads)}`);
+  }
   // The members panel shows each member's drift and the room's spread.
   await alice.waitForFunction(() => /^spread \d+ ms$/.test(document.getElementById('member-spread').textContent), null, { timeout: 10000 });
   await alice.waitForFunction(() => [...document.querySelectorAll('#members li .drift')].every((d) => /^[+-]\d+ ms$/.test(d.textContent)), null, { timeout: 10000 });

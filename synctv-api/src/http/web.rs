@@ -33,7 +33,10 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("/js/members.js", include_str!("../../web/js/members.js")),
     ("/js/player.js", include_str!("../../web/js/player.js")),
     ("/js/queue.js", include_str!("../../web/js/queue.js")),
-    ("/js/readiness.js", include_str!("../../web/js/readiness.js")),
+    (
+        "/js/readiness.js",
+        include_str!("../../web/js/readiness.js"),
+    ),
     ("/js/room.js", include_str!("../../web/js/room.js")),
     ("/js/servers.js", include_str!("../../web/js/servers.js")),
     ("/js/ui.js", include_str!("../../web/js/ui.js")),
