@@ -168,3 +168,11 @@ pub fn distinct_accepted(accepted: &[Value]) -> Vec<Value> {
         .cloned()
         .collect()
 }
+
+/// The `type` of each delivery, in order.
+pub fn types(deliveries: &[Value]) -> Vec<&str> {
+    deliveries
+        .iter()
+        .map(|d| d["type"].as_str().expect("a type"))
+        .collect()
+}

@@ -7,7 +7,7 @@ use crate::both_backends;
 use crate::helpers::{spawn_app_with, Backend, TestApp, SHARED_JWT_SECRET};
 use crate::wait::wait_for;
 use crate::webhook_receiver::{
-    check_signatures_and_retries, distinct_accepted, Answer, WebhookReceiver,
+    check_signatures_and_retries, distinct_accepted, types, Answer, WebhookReceiver,
 };
 use crate::ws_client::WsClient;
 use serde_json::Value;
@@ -72,10 +72,7 @@ async fn until_vacated(receiver: &WebhookReceiver, room: &str) -> Vec<Value> {
 /// The deliveries are the history's member events in order, between occupied and
 /// vacated, with the contract's fields.
 async fn check_against_history(app: &TestApp, room: &str, deliveries: &[Value]) {
-    let kinds: Vec<&str> = deliveries
-        .iter()
-        .map(|d| d["type"].as_str().unwrap())
-        .collect();
+    let kinds = types(deliveries);
     assert_eq!(
         kinds,
         [
@@ -244,10 +241,7 @@ async fn a_kick_is_delivered_with_the_users_name(backend: Backend) {
     assert_eq!(kicked["seq"], seq, "{kicked}");
     assert_eq!(kicked["user"]["user_id"], bob.user_id.as_str(), "{kicked}");
     assert_eq!(kicked["user"]["name"], "bob", "{kicked}");
-    let kinds: Vec<&str> = deliveries
-        .iter()
-        .map(|d| d["type"].as_str().unwrap())
-        .collect();
+    let kinds = types(&deliveries);
     assert_eq!(
         kinds,
         [

@@ -1,6 +1,7 @@
 //! The server API across nodes, on Redis and on NATS: stats list every live node with
-//! the counters its heartbeat carries, and a disconnect asked of one node closes the
-//! user's connections on every node (close code 4000) and counts them all.
+//! the counters its heartbeat carries, a kick asked of one node removes the user from
+//! the room on another, and a disconnect asked of one node closes the user's connections
+//! on every node (close code 4000) and counts them all.
 
 use crate::cluster::{wait_for, TestBus, TestCluster};
 use crate::ws_client::WsClient;
@@ -77,6 +78,30 @@ async fn stats_and_disconnect_span_the_cluster(bus: TestBus) {
     assert_eq!(second["rooms"], 1, "{second}");
     assert!(second["deliveries_total"].as_u64().unwrap() > 0, "{second}");
     assert!(second["refusals_total"].as_u64().is_some(), "{second}");
+
+    // Carol, on node 1, is kicked through node 0: out of the room there.
+    let carol = cluster.guest(0, "carol").await;
+    let mut kicked = WsClient::connect(&cluster.ws_url(1), &carol.token).await;
+    kicked.join(&room).await;
+    let resp = client
+        .post(
+            cluster
+                .node(0)
+                .url(&format!("/api/v1/server/rooms/{room}/kick")),
+        )
+        .header("x-api-key", API_KEY)
+        .json(&json!({"user_id": carol.user_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let seq = resp.json::<Value>().await.unwrap()["seq"].as_i64().unwrap();
+    let events = kicked.events_until(&room, seq).await;
+    assert_eq!(events.last().unwrap()["kind"], "member_kicked");
+    kicked
+        .send(json!({"type": "chat", "room": room, "text": "x", "id": 9}))
+        .await;
+    assert_eq!(kicked.recv_answer(9).await["code"], "not_found");
 
     let started = Instant::now();
     let resp = client

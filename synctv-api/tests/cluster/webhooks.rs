@@ -4,7 +4,7 @@
 //! `delivery_id`, in the room's order.
 
 use crate::cluster::{wait_for, TestBus, TestCluster};
-use crate::webhook_receiver::{check_signatures_and_retries, Answer, WebhookReceiver};
+use crate::webhook_receiver::{check_signatures_and_retries, types, Answer, WebhookReceiver};
 use crate::ws_client::WsClient;
 use std::time::Duration;
 
@@ -59,10 +59,7 @@ async fn the_sender_killed_mid_delivery_loses_nothing() {
     let deliveries = receiver
         .until_delivered(&room, "room_vacated", Duration::from_secs(90))
         .await;
-    let kinds: Vec<&str> = deliveries
-        .iter()
-        .map(|d| d["type"].as_str().unwrap())
-        .collect();
+    let kinds = types(&deliveries);
     assert_eq!(
         kinds,
         [
