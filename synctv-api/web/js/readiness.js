@@ -32,10 +32,15 @@ export const readiness = {
     this.owed = false;
   },
 
-  /** This player's status: ready once it can play at the room's position. */
+  /**
+   * This player's status: ready once it can play at the room's position. The position is
+   * compared afresh (not the last tick's drift): right after a seek event the player may
+   * not have started seeking yet, and must not say ready for the old position.
+   */
   local() {
     if (!player.url) return 'ready';
-    return video.readyState >= 3 && !video.seeking && Math.abs(player.drift) < 1 ? 'ready' : 'buffering';
+    const there = Math.abs(video.currentTime - room.expected()) < 1;
+    return video.readyState >= 3 && !video.seeking && there ? 'ready' : 'buffering';
   },
 
   check() {
